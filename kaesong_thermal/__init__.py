@@ -1,0 +1,65 @@
+"""kaesong_thermal: which factory buildings are running, from Landsat thermal imagery.
+
+The public API is re-exported here and imported lazily, so ``import kaesong_thermal as kt``
+stays fast and a notebook only pays for what it uses::
+
+    import kaesong_thermal as kt
+    scene = kt.open_scene("LC08_L2SP_116034_20251105_20251110_02_T1.tar")
+    footprints = kt.load_footprints()          # the shipped Kaesong set
+    obs = kt.extract(scene, footprints)        # one row per building
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "open_scene": "kaesong_thermal.landsat",
+    "Scene": "kaesong_thermal.landsat",
+    "SceneMetadata": "kaesong_thermal.landsat",
+    "ThermalWindow": "kaesong_thermal.landsat",
+    "load_footprints": "kaesong_thermal.footprints",
+    "validate_footprints": "kaesong_thermal.footprints",
+    "footprints_hash": "kaesong_thermal.footprints",
+    "extract": "kaesong_thermal.extract",
+    "simulate": "kaesong_thermal.simulate",
+    "analyze": "kaesong_thermal.analysis",
+    "Analysis": "kaesong_thermal.analysis",
+    "evaluate": "kaesong_thermal.evaluate",
+    "Store": "kaesong_thermal.store",
+    "detect": "kaesong_thermal.pipeline",
+    "extract_products": "kaesong_thermal.pipeline",
+    "write_report": "kaesong_thermal.report",
+    "KaesongThermalError": "kaesong_thermal.errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from kaesong_thermal.analysis import Analysis, analyze
+    from kaesong_thermal.errors import KaesongThermalError
+    from kaesong_thermal.evaluate import evaluate
+    from kaesong_thermal.extract import extract
+    from kaesong_thermal.footprints import footprints_hash, load_footprints, validate_footprints
+    from kaesong_thermal.landsat import Scene, SceneMetadata, ThermalWindow, open_scene
+    from kaesong_thermal.pipeline import detect, extract_products
+    from kaesong_thermal.report import write_report
+    from kaesong_thermal.simulate import simulate
+    from kaesong_thermal.store import Store
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'kaesong_thermal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

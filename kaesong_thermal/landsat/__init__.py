@@ -1,0 +1,1 @@
+"""Landsat products in, kelvin out: discovery, metadata (MTL), QA decoding and radiometry."""

@@ -1,0 +1,60 @@
+"""Landsat thermal sensor constants and product naming.
+
+Nominal Collection 2 values from the USGS Landsat 8-9 and Landsat 4-7 Collection 2 Level-1/Level-2
+Data Format Control Books and Science Product Guides. A product's own MTL always wins over these:
+they are used by the simulator (to write realistic MTLs) and as documented defaults.
+
+References
+----------
+.. [1] USGS, "Landsat 8-9 OLI/TIRS Collection 2 Level 1 Data Format Control Book", LSDS-1822.
+.. [2] USGS, "Landsat 8-9 Collection 2 Level 2 Science Product Guide", LSDS-1619.
+.. [3] USGS, "Landsat 4-7 Collection 2 Level 2 Science Product Guide", LSDS-1618.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Level-2 surface temperature scaling: kelvin = DN * ST_MULT + ST_ADD; DN 0 is fill [2]_.
+ST_MULT_K = 0.00341802
+ST_ADD_K = 149.0
+ST_FILL_DN = 0
+#: ST_QA (1-sigma surface temperature uncertainty) scale, K per DN; fill -9999 [2]_.
+ST_QA_MULT_K = 0.01
+ST_QA_FILL = -9999
+
+
+@dataclass(frozen=True)
+class ThermalConstants:
+    """Radiometric constants of one thermal band.
+
+    Radiance L = ML * DN + AL (W m-2 sr-1 um-1); brightness temperature BT = K2 / ln(K1 / L + 1) (K).
+    """
+
+    sensor: str
+    band: str
+    radiance_mult: float
+    radiance_add: float
+    k1: float
+    k2: float
+    dn_max: int
+    native_resolution_m: float
+
+
+#: Nominal constants per (sensor code, Level-1 thermal band) [1]_.
+NOMINAL_THERMAL: dict[str, ThermalConstants] = {
+    "LC08": ThermalConstants("LC08", "B10", 3.3420e-04, 0.1, 774.8853, 1321.0789, 65535, 100.0),
+    "LC09": ThermalConstants("LC09", "B10", 3.8000e-04, 0.1, 799.0284, 1329.2405, 65535, 100.0),
+    "LE07": ThermalConstants("LE07", "B6_VCID_1", 0.067087, -0.06709, 666.09, 1282.71, 255, 60.0),
+    "LT05": ThermalConstants("LT05", "B6", 0.055375, 1.18243, 607.76, 1260.56, 255, 120.0),
+    "LT04": ThermalConstants("LT04", "B6", 0.055376, 1.18, 671.62, 1284.30, 255, 120.0),
+}
+
+#: Spacecraft names in MTL SPACECRAFT_ID -> sensor code.
+SPACECRAFT_TO_SENSOR = {
+    "LANDSAT_4": "LT04",
+    "LANDSAT_5": "LT05",
+    "LANDSAT_7": "LE07",
+    "LANDSAT_8": "LC08",
+    "LANDSAT_9": "LC09",
+}
