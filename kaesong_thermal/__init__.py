@@ -37,7 +37,26 @@ _EXPORTS: dict[str, str] = {
     "KaesongThermalError": "kaesong_thermal.errors",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "Analysis",
+    "KaesongThermalError",
+    "Scene",
+    "SceneMetadata",
+    "Store",
+    "ThermalWindow",
+    "__version__",
+    "analyze",
+    "detect",
+    "evaluate",
+    "extract",
+    "extract_products",
+    "footprints_hash",
+    "load_footprints",
+    "open_scene",
+    "simulate",
+    "validate_footprints",
+    "write_report",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kaesong_thermal.analysis import Analysis, analyze
