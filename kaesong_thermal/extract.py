@@ -1,0 +1,419 @@
+"""Per-building thermal observations of one scene: ``extract(scene_or_window, footprints)``.
+
+The I/O edge around :mod:`kaesong_thermal.zonal`: it reprojects the footprints to the scene CRS,
+reads only the window around them (``Scene.read_kelvin``), fetches or computes the coverage and ring
+weights of that pixel grid, and assembles one row per building (columns in ``docs/interfaces.md``).
+
+Weights are cached per (CRS, window transform, shape, footprints hash, ring parameters) in a small
+LRU: Landsat scenes of one WRS-2 path/row sit on the same 30 m UTM lattice, so the window snapped to
+the grid is the same for every scene of a time series and the geometry is computed once.
+
+References
+----------
+.. [1] USGS, "Landsat 8-9 Collection 2 Level 2 Science Product Guide", LSDS-1619 (ST_B10, ST_QA).
+.. [2] D. Baston, "exactextract", https://github.com/isciences/exactextract (coverage-weighted mean).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import threading
+import types
+from collections import OrderedDict
+from os import PathLike
+from typing import Any, cast
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+
+from kaesong_thermal import zonal
+from kaesong_thermal.errors import FootprintError, ProductError
+
+logger = logging.getLogger(__name__)
+
+#: Output columns, in order (docs/interfaces.md).
+COLUMNS = (
+    "building_id",
+    "scene_id",
+    "acquired",
+    "sensor",
+    "level",
+    "t_roof_k",
+    "t_roof_max_k",
+    "t_background_k",
+    "t_background_iqr_k",
+    "contrast_k",
+    "sigma_k",
+    "cover_px",
+    "valid_fraction",
+    "ring_valid_px",
+    "area_m2",
+)
+
+#: Maximum number of cached weight sets (each holds a few sparse matrices).
+WEIGHTS_CACHE_SIZE = 8
+#: Maximum number of cached footprint reprojections.
+FOOTPRINTS_CACHE_SIZE = 8
+
+_lock = threading.Lock()
+_weights_cache: OrderedDict[tuple[Any, ...], zonal.ZonalWeights] = OrderedDict()
+_footprints_cache: OrderedDict[tuple[str, str], _ProjectedFootprints] = OrderedDict()
+
+
+class _ProjectedFootprints:
+    """Footprints reprojected to one CRS, as plain arrays."""
+
+    __slots__ = ("area_m2", "geometries", "ids", "valid_from", "valid_to")
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        geometries: np.ndarray,
+        area_m2: np.ndarray,
+        valid_from: pd.DatetimeIndex,
+        valid_to: pd.DatetimeIndex,
+    ) -> None:
+        self.ids = ids
+        self.geometries = geometries
+        self.area_m2 = area_m2
+        self.valid_from = valid_from
+        self.valid_to = valid_to
+
+
+def clear_cache() -> None:
+    """Drop every cached weight set and footprint reprojection."""
+    with _lock:
+        _weights_cache.clear()
+        _footprints_cache.clear()
+
+
+def cache_info() -> dict[str, int]:
+    """Number of cached weight sets and reprojections, and the bytes held by the weights."""
+    with _lock:
+        return {
+            "weights": len(_weights_cache),
+            "footprints": len(_footprints_cache),
+            "weights_bytes": sum(w.nbytes for w in _weights_cache.values()),
+        }
+
+
+def _lru_get(cache: OrderedDict[Any, Any], key: Any) -> Any:
+    with _lock:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
+
+
+def _lru_put(cache: OrderedDict[Any, Any], key: Any, value: Any, maxsize: int) -> None:
+    with _lock:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > maxsize:
+            cache.popitem(last=False)
+
+
+def _to_utc(values: Any, n: int) -> pd.DatetimeIndex:
+    if values is None:
+        return pd.DatetimeIndex([pd.NaT] * n, tz="UTC")
+    out = pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce")
+    return pd.DatetimeIndex(out)
+
+
+def _normalise_footprints(footprints: Any) -> gpd.GeoDataFrame:
+    """Accept a GeoDataFrame (indexed by or with a ``building_id`` column) or a path."""
+    if isinstance(footprints, (str, PathLike)):
+        from kaesong_thermal.footprints import load_footprints
+
+        footprints = load_footprints(footprints)
+    if isinstance(footprints, gpd.GeoSeries):
+        footprints = gpd.GeoDataFrame(geometry=footprints)
+    if not isinstance(footprints, gpd.GeoDataFrame):
+        raise FootprintError(
+            f"footprints: expected a GeoDataFrame or a path, got {type(footprints).__name__}"
+        )
+    if footprints.index.name != "building_id" and "building_id" in footprints.columns:
+        footprints = footprints.set_index("building_id")
+    if footprints.crs is None:
+        raise FootprintError("footprints: the GeoDataFrame has no CRS")
+    if not footprints.index.is_unique:
+        dup = footprints.index[footprints.index.duplicated()][0]
+        raise FootprintError(f"footprints: building_id {dup!r} is not unique")
+    return footprints
+
+
+def _footprints_key(fp: gpd.GeoDataFrame) -> str:
+    """Content hash: ids, geometry (structure and coordinates in the file CRS), CRS, dates."""
+    h = hashlib.sha256()
+    h.update(fp.crs.to_wkt().encode())
+    h.update(pd.util.hash_pandas_object(fp.index.astype(str), index=False).to_numpy().tobytes())
+    geoms = np.asarray(fp.geometry.values, dtype=object)
+    for part in (
+        shapely.get_type_id(geoms),
+        shapely.get_num_geometries(geoms),
+        shapely.get_num_interior_rings(geoms),
+        shapely.get_num_coordinates(geoms),
+        shapely.get_coordinates(geoms),
+    ):
+        h.update(np.ascontiguousarray(part).tobytes())
+    for col in ("valid_from", "valid_to"):
+        if col in fp.columns:
+            values = fp[col].astype(str)
+            h.update(
+                col.encode() + pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes()
+            )
+    return h.hexdigest()
+
+
+def _crs_metres(crs: Any, what: str) -> float:
+    """Metres per CRS unit of a projected CRS; raise for a geographic one."""
+    if crs is None:
+        raise ProductError(f"{what}: the thermal window has no CRS")
+    if not getattr(crs, "is_projected", False):
+        raise ProductError(f"{what}: CRS {crs} is not projected; extraction needs metres")
+    factor = getattr(crs, "linear_units_factor", None)
+    try:
+        return float(factor[1]) if factor is not None else 1.0
+    except (TypeError, IndexError, ValueError):
+        return 1.0
+
+
+def _project(fp: gpd.GeoDataFrame, fp_key: str, crs: Any) -> _ProjectedFootprints:
+    crs_key = crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs)
+    key = (fp_key, crs_key)
+    hit = _lru_get(_footprints_cache, key)
+    if hit is not None:
+        return cast(_ProjectedFootprints, hit)
+    geo = fp.geometry.to_crs(crs)
+    geoms = np.asarray(geo.values, dtype=object)
+    unit_m = _crs_metres(crs, "footprints")
+    area = np.where(shapely.is_missing(geoms), np.nan, shapely.area(geoms)) * unit_m**2
+    n = len(fp)
+    proj = _ProjectedFootprints(
+        ids=np.asarray([str(i) for i in fp.index], dtype=object),
+        geometries=geoms,
+        area_m2=area,
+        valid_from=_to_utc(fp["valid_from"] if "valid_from" in fp.columns else None, n),
+        valid_to=_to_utc(fp["valid_to"] if "valid_to" in fp.columns else None, n),
+    )
+    _lru_put(_footprints_cache, key, proj, FOOTPRINTS_CACHE_SIZE)
+    return proj
+
+
+def _metadata_fields(window: Any) -> tuple[Any, Any, Any, Any]:
+    meta = getattr(window, "metadata", None)
+    scene_id = getattr(meta, "scene_id", None) or getattr(window, "scene_id", None)
+    acquired = getattr(meta, "acquired", None) or getattr(window, "acquired", None)
+    sensor = getattr(meta, "sensor", None)
+    level = getattr(meta, "level", None)
+    return scene_id, acquired, sensor, level
+
+
+def _weights_for(
+    proj: _ProjectedFootprints,
+    fp_key: str,
+    crs: Any,
+    transform: Affine,
+    shape: tuple[int, int],
+    radii_crs: tuple[float, float, float],
+    cache: bool,
+) -> zonal.ZonalWeights:
+    crs_key = crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs)
+    key = (crs_key, tuple(transform)[:6], shape, fp_key, radii_crs)
+    if cache:
+        hit = _lru_get(_weights_cache, key)
+        if hit is not None:
+            logger.debug("weights cache hit for grid %s %s", tuple(transform)[:6], shape)
+            return cast(zonal.ZonalWeights, hit)
+    inner, outer, margin = radii_crs
+    weights = zonal.zonal_weights(
+        proj.geometries,
+        transform,
+        shape,
+        ring_inner_m=inner,
+        ring_outer_m=outer,
+        exclusion_margin_m=margin,
+    )
+    if cache:
+        _lru_put(_weights_cache, key, weights, WEIGHTS_CACHE_SIZE)
+    return weights
+
+
+def _utc_timestamp(value: Any) -> pd.Timestamp | None:
+    """A tz-aware UTC timestamp (naive values are taken as UTC), or None when unknown."""
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    if not isinstance(ts, pd.Timestamp) or pd.isna(ts):
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _empty_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
+    for c in ("building_id", "scene_id", "sensor", "level"):
+        frame[c] = frame[c].astype(object)
+    frame["acquired"] = pd.Series(dtype="datetime64[ns, UTC]")
+    return frame
+
+
+def extract(
+    scene_or_window: Any,
+    footprints: Any,
+    *,
+    ring_inner_m: float = 60.0,
+    ring_outer_m: float = 200.0,
+    exclusion_margin_m: float = 30.0,
+    min_valid_fraction: float = 0.5,
+    min_ring_px: int = 8,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """Per-building roof, background and contrast temperatures of one scene.
+
+    Parameters
+    ----------
+    scene_or_window : Scene, ThermalWindow, str or os.PathLike
+        A :class:`kaesong_thermal.landsat.Scene` (only the window around the footprints is read,
+        via ``Scene.read_kelvin``), an already read ``ThermalWindow`` (any object with ``kelvin``,
+        ``valid``, ``sigma_k``, ``transform``, ``crs`` and ``metadata``), or a product path opened
+        with :func:`kaesong_thermal.landsat.open_scene`.
+    footprints : geopandas.GeoDataFrame, str or os.PathLike
+        Footprints indexed by ``building_id`` (as from
+        :func:`kaesong_thermal.footprints.load_footprints`, or a path to load), any CRS; optional
+        ``valid_from`` / ``valid_to`` dates (inclusive) limit when a building exists.
+    ring_inner_m, ring_outer_m : float
+        Background ring between these distances from each footprint outline, m.
+    exclusion_margin_m : float
+        Pixels touching any footprint buffered by this distance never enter a ring, m.
+    min_valid_fraction : float
+        Minimum valid share of a roof's coverage; below it the temperatures are NaN.
+    min_ring_px : int
+        Minimum number of valid ring pixels; below it the temperatures are NaN.
+    cache : bool
+        Reuse the coverage/ring weights of an identical pixel grid and footprint set (LRU of
+        :data:`WEIGHTS_CACHE_SIZE`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per footprint, in the footprints' order, columns :data:`COLUMNS` (meanings in
+        :func:`kaesong_thermal.zonal.zonal_statistics`; ``area_m2`` is the footprint area in the
+        scene's projection). A building outside the window, fully invalid, or not valid on the
+        acquisition date has NaN temperatures and ``valid_fraction`` 0; nothing raises for it.
+
+    Notes
+    -----
+    ``t_roof_k`` is the exact coverage-weighted mean of exactextract [2]_ over valid pixels;
+    ``sigma_k`` combines ST_QA [1]_ (or NEdT) for the roof with the ring's robust spread.
+    Every footprint, whatever its dates, is kept out of every background ring.
+    """
+    fp = _normalise_footprints(footprints)
+    fp_key = _footprints_key(fp)
+    source = scene_or_window
+    if isinstance(source, (str, PathLike)):
+        from kaesong_thermal.landsat import open_scene
+
+        source = open_scene(source)
+
+    if hasattr(source, "read_kelvin") and not hasattr(source, "kelvin"):
+        crs = source.crs
+        unit_m = _crs_metres(crs, str(getattr(source.metadata, "scene_id", "scene")))
+        proj = _project(fp, fp_key, crs)
+        present = ~shapely.is_missing(proj.geometries) & ~shapely.is_empty(proj.geometries)
+        if present.any():
+            xmin, ymin, xmax, ymax = shapely.total_bounds(proj.geometries[present])
+            pad = (ring_outer_m + exclusion_margin_m) / unit_m + abs(source.transform.a)
+            window = source.read_kelvin((xmin - pad, ymin - pad, xmax + pad, ymax + pad))
+        else:
+            window = None
+    else:
+        window = source
+        crs = window.crs
+        unit_m = _crs_metres(crs, str(_metadata_fields(window)[0] or "window"))
+        proj = _project(fp, fp_key, crs)
+
+    meta_src = window if window is not None else source
+    scene_id, acquired, sensor, level = _metadata_fields(meta_src)
+    n = len(proj.ids)
+    if n == 0:
+        return _empty_frame()
+
+    if window is not None:
+        kelvin = np.asarray(window.kelvin)
+        shape = (int(kelvin.shape[0]), int(kelvin.shape[1]))
+        transform = Affine(*tuple(window.transform)[:6])
+        radii = (ring_inner_m / unit_m, ring_outer_m / unit_m, exclusion_margin_m / unit_m)
+        weights = _weights_for(proj, fp_key, crs, transform, shape, radii, cache)
+        stats = zonal.zonal_statistics(
+            weights,
+            kelvin,
+            getattr(window, "valid", None),
+            getattr(window, "sigma_k", None),
+            min_valid_fraction=min_valid_fraction,
+            min_ring_px=min_ring_px,
+        )
+    else:
+        stats = {c: np.full(n, np.nan) for c in zonal.STAT_COLUMNS}
+        stats["cover_px"] = np.zeros(n)
+        stats["valid_fraction"] = np.zeros(n)
+        stats["ring_valid_px"] = np.zeros(n)
+
+    acq = _utc_timestamp(acquired)
+    if acq is not None:
+        day = acq.normalize()
+        vf = proj.valid_from.normalize()
+        vt = proj.valid_to.normalize()
+        before = np.asarray(vf.notna() & (day < vf), dtype=bool)
+        after = np.asarray(vt.notna() & (day > vt), dtype=bool)
+        out_of_date = before | after
+        if out_of_date.any():
+            logger.debug("%d buildings not valid on %s", int(out_of_date.sum()), day.date())
+            for c in zonal.STAT_COLUMNS:
+                if c not in ("cover_px", "valid_fraction", "ring_valid_px"):
+                    stats[c] = np.where(out_of_date, np.nan, stats[c])
+            stats["valid_fraction"] = np.where(out_of_date, 0.0, stats["valid_fraction"])
+            stats["ring_valid_px"] = np.where(out_of_date, 0.0, stats["ring_valid_px"])
+
+    frame = pd.DataFrame(
+        {
+            "building_id": proj.ids,
+            "scene_id": np.full(n, scene_id, dtype=object),
+            "acquired": pd.Series(
+                acq if acq is not None else pd.NaT, index=pd.RangeIndex(n)
+            ).astype("datetime64[ns, UTC]"),
+            "sensor": np.full(n, sensor, dtype=object),
+            "level": np.full(n, level, dtype=object),
+            **{c: stats[c].astype(np.float64) for c in zonal.STAT_COLUMNS},
+            "area_m2": proj.area_m2.astype(np.float64),
+        },
+        columns=list(COLUMNS),
+    )
+    frame["ring_valid_px"] = frame["ring_valid_px"].astype(np.int64)
+    logger.info(
+        "%s: %d buildings, %d with valid statistics",
+        scene_id,
+        n,
+        int(np.isfinite(frame["t_roof_k"]).sum()),
+    )
+    return frame
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`extract`.
+
+    ``kaesong_thermal.extract`` names both this submodule and the public function re-exported by
+    the package. Once the submodule is imported the import system binds the package attribute to
+    the module, so the module forwards calls to the function: ``kt.extract(scene, footprints)``
+    works whichever import ran first.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return extract(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
