@@ -1,0 +1,387 @@
+"""States per observation, statuses with persistence and hysteresis, transitions, confidence.
+
+Pure functions on the DataFrame produced by :func:`kaesong_thermal.anomaly.compute_anomalies`
+(sorted by ``building_id, acquired``); nothing here opens a file.
+
+Per observation (``state``):
+
+* ``no_data`` - too little valid roof or ring (see ``anomaly.valid_mask``), a NaN contrast, or no
+  baseline to compare with;
+* ``active`` - ``z >= z_active`` and ``anomaly_k >= min_anomaly_k``;
+* ``idle`` - ``z < z_idle``;
+* ``uncertain`` - in between.
+
+The default ``z_active = 2.5`` is a one-sided test with a false-alarm probability of 0.62 % per
+scene for Gaussian noise, in the family of robust z-score outlier rules [1]_ and the
+background-sigma tests of VIIRS Nightfire [2]_ (which use 3-3.5 for a *single* observation); the
+persistence rule below turns it into about ``3 p**2 = 1.2e-4`` false switches per valid scene, so a
+single-scene three-sigma test is not needed.  ``z_idle = 1.5`` (the one-sided 93 % point) calls a
+scene idle only when it sits well inside the baseline's spread; in between is ``uncertain``.
+
+Per building (``status``), scene after scene over its *valid* observations only: a building becomes
+active when at least ``need`` of its last ``window`` valid states are ``active`` (default two of the
+last three) and becomes idle when ``need`` of them are ``idle``; otherwise it keeps its status
+(hysteresis), so a single hot scene only makes a *candidate*.  Before the first decision the status
+is ``uncertain``; when no valid observation falls within ``stale_days`` before the date asked for,
+the status is ``no_data`` (e.g. a building demolished or a footprint no longer valid).  With
+independent scenes and a per-scene false-alarm probability ``p``, a false switch to active needs two
+hot scenes in three, probability about ``3 p**2`` per scene.
+
+``confidence`` is the probability that the status is right, from a logistic model of the median
+``z`` of the evidence window (signed towards the verdict) and of the share of the window that agrees;
+its constants were fitted on simulator runs with seeds kept apart from the evaluation seeds
+(``benchmarks/calibrate_confidence.py``).  ``uncertain`` and ``no_data`` carry confidence 0: there is
+no verdict to be confident in.
+
+References
+----------
+.. [1] Iglewicz, B. and Hoaglin, D. C. (1993). *How to Detect and Handle Outliers*. ASQC.
+.. [2] Elvidge, C. D., Zhizhin, M., Hsu, F.-C. and Baugh, K. E. (2013). VIIRS Nightfire: satellite
+   pyrometry at night. *Remote Sensing* 5(9), 4423-4449.
+.. [3] Platt, J. (1999). Probabilistic outputs for support vector machines and comparisons to
+   regularized likelihood methods. *Advances in Large Margin Classifiers*, 61-74 (logistic
+   calibration of a score).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kaesong_thermal.errors import AnalysisError
+
+logger = logging.getLogger(__name__)
+
+STATES = ("active", "idle", "uncertain", "no_data")
+
+# Logistic calibration of confidence: P(correct) = 1 / (1 + exp(-(a + b * f + c * agree)))
+# f = median z of the evidence window signed towards the verdict (clipped to [-10, 10]),
+# agree = share of the window whose state equals the verdict.
+# Fitted by benchmarks/calibrate_confidence.py on simulator seeds 11 and 12 (the agreement weight
+# c is held at 0; evaluation seeds are kept apart, see docs/method.md).
+CONFIDENCE_COEF: dict[str, tuple[float, float, float]] = {
+    "active": (0.025, 0.76, 0.0),
+    "idle": (2.009, 0.408, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class ClassifyParams:
+    """Thresholds of the classifier (defaults defended in the module docstring).
+
+    Attributes
+    ----------
+    z_active : float
+        ``z`` at or above which an observation is ``active`` (2.5: one-sided 0.62 % per scene).
+    z_idle : float
+        ``z`` below which an observation is ``idle`` (1.5: the one-sided 93 % point).
+    min_anomaly_k : float
+        Minimum anomaly in kelvin for ``active`` (0.0: let ``z`` decide).
+    window : int
+        Number of most recent valid observations considered for a status change (3).
+    need : int
+        How many of them must agree (2); must be more than half of ``window``.
+    stale_days : float
+        A status without a valid observation within this many days becomes ``no_data`` (180).
+    """
+
+    z_active: float = 2.5
+    z_idle: float = 1.5
+    min_anomaly_k: float = 0.0
+    window: int = 3
+    need: int = 2
+    stale_days: float = 180.0
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or not (self.window / 2 < self.need <= self.window):
+            raise AnalysisError(
+                f"classifier: need={self.need} must be more than half of window={self.window}"
+            )
+        if self.z_idle > self.z_active:
+            raise AnalysisError(
+                f"classifier: z_idle={self.z_idle} must not exceed z_active={self.z_active}"
+            )
+
+
+def observation_states(obs: pd.DataFrame, params: ClassifyParams | None = None) -> np.ndarray:
+    """State of each observation in {active, idle, uncertain, no_data}.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        Output of :func:`kaesong_thermal.anomaly.compute_anomalies` (``valid``, ``anomaly_k``, ``z``).
+    params : ClassifyParams, optional
+        Thresholds.
+
+    Returns
+    -------
+    numpy.ndarray
+        Object array of state strings, one per row.
+    """
+    p = params or ClassifyParams()
+    z = obs["z"].to_numpy(dtype=float)
+    anomaly = obs["anomaly_k"].to_numpy(dtype=float)
+    valid = obs["valid"].to_numpy(dtype=bool) if "valid" in obs else np.ones(len(obs), bool)
+    ok = valid & np.isfinite(z) & np.isfinite(anomaly)
+    state = np.full(len(obs), "no_data", dtype=object)
+    state[ok] = "uncertain"
+    state[ok & (z < p.z_idle)] = "idle"
+    state[ok & (z >= p.z_active) & (anomaly >= p.min_anomaly_k)] = "active"
+    return state
+
+
+def _window_matrix(values: np.ndarray, group_start: np.ndarray, window: int) -> np.ndarray:
+    """Columns ``values[i], values[i-1], ...`` (``window`` of them), NaN before the group start."""
+    n = values.size
+    out = np.full((n, window), np.nan)
+    pos = np.arange(n)
+    for lag in range(window):
+        src = pos - lag
+        ok = src >= group_start
+        out[ok, lag] = values[src[ok]]
+    return out
+
+
+def confidence_from_features(
+    status: np.ndarray, z_med: np.ndarray, agree: np.ndarray
+) -> np.ndarray:
+    """Calibrated probability that ``status`` is right (0 for uncertain / no_data).
+
+    Parameters
+    ----------
+    status : numpy.ndarray
+        Status strings.
+    z_med : numpy.ndarray
+        Median ``z`` of the evidence window.
+    agree : numpy.ndarray
+        Share (0-1) of the evidence window whose state equals the status.
+
+    Returns
+    -------
+    numpy.ndarray
+        Confidence in [0, 1].
+
+    References
+    ----------
+    .. [1] Platt, J. (1999). Probabilistic outputs for support vector machines. *Advances in Large
+       Margin Classifiers*, 61-74.
+    """
+    conf = np.zeros(status.size)
+    for name, (a, b, c) in CONFIDENCE_COEF.items():
+        sel = status == name
+        sign = 1.0 if name == "active" else -1.0
+        f = np.clip(sign * np.nan_to_num(z_med[sel]), -10.0, 10.0)
+        conf[sel] = 1.0 / (1.0 + np.exp(-(a + b * f + c * np.nan_to_num(agree[sel]))))
+    return conf
+
+
+def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> pd.DataFrame:
+    """The status each building has after each of its valid observations.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        Output of :func:`kaesong_thermal.anomaly.compute_anomalies` with a ``state`` column,
+        sorted by ``building_id, acquired``.
+    params : ClassifyParams, optional
+        Thresholds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per valid observation (index = row label in ``obs``): ``building_id, scene_id,
+        acquired, state, status, prev_status, changed, since, n_valid, z_med, anomaly_med_k, agree,
+        confidence``.
+    """
+    p = params or ClassifyParams()
+    v = obs.loc[obs["state"].to_numpy() != "no_data", ["building_id", "scene_id", "acquired"]]
+    v = v.copy()
+    state = obs.loc[v.index, "state"].to_numpy()
+    v["state"] = state
+    n = len(v)
+    codes, _ = pd.factorize(v["building_id"], sort=False)
+    pos = np.arange(n)
+    first = np.ones(n, bool)
+    if n:
+        first[1:] = codes[1:] != codes[:-1]
+    group_start = np.maximum.accumulate(np.where(first, pos, 0)) if n else pos
+    n_valid = pos - group_start + 1
+
+    act = _window_matrix((state == "active").astype(float), group_start, p.window)
+    idl = _window_matrix((state == "idle").astype(float), group_start, p.window)
+    n_act = np.nansum(act, axis=1)
+    n_idl = np.nansum(idl, axis=1)
+    decision = np.full(n, np.nan)
+    decision[n_idl >= p.need] = 0.0
+    decision[n_act >= p.need] = 1.0
+    dec = pd.Series(decision).groupby(codes).ffill().to_numpy()
+    status = np.where(dec == 1.0, "active", np.where(dec == 0.0, "idle", "uncertain")).astype(
+        object
+    )
+    prev = np.empty(n, dtype=object)
+    if n:
+        prev[1:] = status[:-1]
+    prev[first] = "uncertain"
+    changed = (status != prev) & ~first
+    run_start = first | changed
+    acq = v["acquired"].to_numpy(dtype="datetime64[ns]")
+    since = pd.Series(np.where(run_start, acq, np.datetime64("NaT", "ns"))).groupby(codes).ffill()
+
+    zw = _window_matrix(obs.loc[v.index, "z"].to_numpy(dtype=float), group_start, p.window)
+    aw = _window_matrix(obs.loc[v.index, "anomaly_k"].to_numpy(dtype=float), group_start, p.window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        z_med = np.nanmedian(zw, axis=1) if n else np.zeros(0)
+        a_med = np.nanmedian(aw, axis=1) if n else np.zeros(0)
+    n_win = np.minimum(n_valid, p.window)
+    agree = np.where(status == "active", n_act, np.where(status == "idle", n_idl, 0.0)) / n_win
+    v["status"] = status
+    v["prev_status"] = prev
+    v["changed"] = changed
+    v["since"] = pd.to_datetime(since.to_numpy(), utc=True)
+    v["n_valid"] = n_valid
+    v["z_med"] = z_med
+    v["anomaly_med_k"] = a_med
+    v["agree"] = agree
+    v["confidence"] = confidence_from_features(status, z_med, agree)
+    return v
+
+
+def _evidence(timeline: pd.DataFrame, rows: np.ndarray, window: int) -> list[list[str]]:
+    """Scene ids of the ``window`` valid observations ending at each of ``rows`` (positions)."""
+    codes, _ = pd.factorize(timeline["building_id"], sort=False)
+    scenes = timeline["scene_id"].to_numpy()
+    out = []
+    for r in rows:
+        lo = r
+        while lo > 0 and r - lo + 1 < window and codes[lo - 1] == codes[r]:
+            lo -= 1
+        out.append([str(s) for s in scenes[lo : r + 1]])
+    return out
+
+
+STATUS_COLUMNS = (
+    "status",
+    "confidence",
+    "since",
+    "last_valid",
+    "n_valid",
+    "anomaly_k",
+    "z",
+    "evidence",
+)
+
+
+def status_at(
+    timeline: pd.DataFrame,
+    building_ids: pd.Index,
+    as_of: pd.Timestamp | None = None,
+    params: ClassifyParams | None = None,
+) -> pd.DataFrame:
+    """Status of every building as of a date.
+
+    Parameters
+    ----------
+    timeline : pandas.DataFrame
+        Output of :func:`status_timeline`.
+    building_ids : pandas.Index
+        Every building to report (those without valid observations get ``no_data``).
+    as_of : pandas.Timestamp, optional
+        Only observations acquired at or before it count; default: all.
+    params : ClassifyParams, optional
+        Thresholds (``window`` for the evidence, ``stale_days``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``building_id`` with the columns of ``docs/interfaces.md``: ``status,
+        confidence, since, last_valid, n_valid, anomaly_k, z, evidence``; ``anomaly_k`` and ``z``
+        are medians over the evidence window.
+    """
+    p = params or ClassifyParams()
+    t = timeline.reset_index(drop=True)
+    if as_of is not None:
+        t = t.loc[t["acquired"] <= as_of].reset_index(drop=True)
+    last_pos = t.groupby("building_id", sort=False).tail(1).index.to_numpy()
+    last = t.loc[last_pos].set_index("building_id")
+    out = pd.DataFrame(index=pd.Index(building_ids, name="building_id"))
+    out["status"] = last["status"].reindex(out.index).fillna("no_data")
+    out["confidence"] = last["confidence"].reindex(out.index).fillna(0.0).astype(float)
+    out["since"] = last["since"].reindex(out.index)
+    out["last_valid"] = last["acquired"].reindex(out.index)
+    out["n_valid"] = last["n_valid"].reindex(out.index).fillna(0).astype(int)
+    out["anomaly_k"] = last["anomaly_med_k"].reindex(out.index).astype(float)
+    out["z"] = last["z_med"].reindex(out.index).astype(float)
+    ev = pd.Series(_evidence(t, last_pos, p.window), index=last.index, dtype=object)
+    out["evidence"] = [x if isinstance(x, list) else [] for x in ev.reindex(out.index)]
+    ref = as_of if as_of is not None else (t["acquired"].max() if len(t) else None)
+    if ref is not None and not pd.isna(ref):
+        stale = (ref - out["last_valid"]) > pd.Timedelta(days=p.stale_days)
+        stale = stale.fillna(False).to_numpy(dtype=bool)
+        out.loc[stale, "status"] = "no_data"
+        out.loc[stale, "confidence"] = 0.0
+        out.loc[stale, "since"] = pd.NaT
+    return out[list(STATUS_COLUMNS)]
+
+
+TRANSITION_COLUMNS = (
+    "building_id",
+    "date",
+    "scene_id",
+    "from_status",
+    "to_status",
+    "anomaly_k",
+    "z",
+    "evidence",
+)
+
+
+def transitions_from(
+    timeline: pd.DataFrame,
+    obs: pd.DataFrame,
+    since: pd.Timestamp | None = None,
+    params: ClassifyParams | None = None,
+) -> pd.DataFrame:
+    """Every status change, with the scene that made it and its evidence.
+
+    Parameters
+    ----------
+    timeline : pandas.DataFrame
+        Output of :func:`status_timeline`.
+    obs : pandas.DataFrame
+        The observations the timeline was made from (for ``anomaly_k`` and ``z`` of the scene).
+    since : pandas.Timestamp, optional
+        Only changes acquired strictly after it.
+    params : ClassifyParams, optional
+        Thresholds (``window`` for the evidence).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``building_id, date, scene_id, from_status, to_status, anomaly_k, z, evidence``
+        sorted by date; newly active buildings are the rows with ``to_status == "active"``.
+    """
+    p = params or ClassifyParams()
+    t = timeline.reset_index()
+    rows = np.flatnonzero(t["changed"].to_numpy(dtype=bool))
+    if since is not None:
+        rows = rows[(t["acquired"].iloc[rows] > since).to_numpy(dtype=bool)]
+    sel = t.iloc[rows]
+    src = sel["index"].to_numpy()
+    out = pd.DataFrame(
+        {
+            "building_id": sel["building_id"].to_numpy(),
+            "date": pd.to_datetime(sel["acquired"].to_numpy(), utc=True),
+            "scene_id": sel["scene_id"].to_numpy(),
+            "from_status": sel["prev_status"].to_numpy(),
+            "to_status": sel["status"].to_numpy(),
+            "anomaly_k": obs.loc[src, "anomaly_k"].to_numpy(dtype=float),
+            "z": obs.loc[src, "z"].to_numpy(dtype=float),
+            "evidence": pd.Series(_evidence(t, rows, p.window), dtype=object).to_numpy(),
+        }
+    )
+    return out.sort_values(["date", "building_id"], kind="stable").reset_index(drop=True)

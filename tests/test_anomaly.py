@@ -1,0 +1,193 @@
+"""Tests of the anomaly model: leave-one-out scene effect, baselines, robust z."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaesong_thermal.anomaly import (
+    AnomalyParams,
+    compute_anomalies,
+    loo_group_median,
+    parse_baseline,
+    valid_mask,
+)
+from kaesong_thermal.errors import AnalysisError
+
+
+def _table(
+    n_b: int = 12,
+    start: str = "2016-01-01",
+    end: str = "2020-12-31",
+    seed: int = 0,
+    noise: float = 0.3,
+) -> pd.DataFrame:
+    """Observations with known scene effects and building offsets, no activity."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(start, end, freq="16D", tz="UTC")
+    offsets = np.linspace(-2.0, 3.0, n_b)
+    scene = rng.normal(0.0, 2.0, dates.size) + 4.0 * np.sin(2 * np.pi * dates.day_of_year / 365.25)
+    rows = []
+    for k, d in enumerate(dates):
+        for i in range(n_b):
+            rows.append(
+                {
+                    "building_id": f"b{i:02d}",
+                    "scene_id": f"S{k:04d}",
+                    "acquired": d,
+                    "contrast_k": scene[k] + offsets[i] + rng.normal(0.0, noise),
+                    "sigma_k": 0.3,
+                    "valid_fraction": 1.0,
+                    "ring_valid_px": 40,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_loo_group_median_hand_computed() -> None:
+    codes = np.array([0, 0, 0, 0, 0, 1, 1])
+    values = np.array([1.0, 2.0, 3.0, 10.0, 99.0, 5.0, 7.0])
+    pool = np.array([True, True, True, True, False, True, False])
+    out = loo_group_median(codes, values, pool)
+    # pool {1,2,3,10}: without 1 -> med(2,3,10)=3; without 2 -> 3; without 3 -> 2; without 10 -> 2
+    # row outside the pool -> median of all four = 2.5; group 1: lone member -> NaN, other -> 5
+    np.testing.assert_allclose(out[:5], [3.0, 3.0, 2.0, 2.0, 2.5])
+    assert np.isnan(out[5])
+    assert out[6] == 5.0
+
+
+def test_parse_baseline() -> None:
+    start, end = parse_baseline("2016-03-01:2022-12-31")  # type: ignore[misc]
+    assert start == pd.Timestamp("2016-03-01", tz="UTC")
+    assert end.date() == pd.Timestamp("2022-12-31").date() and end.hour == 23
+    assert parse_baseline("auto") is None
+    for bad in ("2016-03-01", "2020-01-01:2019-01-01", "x:y"):
+        with pytest.raises(AnalysisError):
+            parse_baseline(bad)
+
+
+def test_valid_mask_thresholds() -> None:
+    df = pd.DataFrame(
+        {
+            "contrast_k": [1.0, np.nan, 1.0, 1.0],
+            "valid_fraction": [0.6, 1.0, 0.4, 1.0],
+            "ring_valid_px": [8, 20, 20, 7],
+        }
+    )
+    assert valid_mask(df).tolist() == [True, False, False, False]
+
+
+def test_scene_effect_is_leave_one_out() -> None:
+    df = _table()
+    a = compute_anomalies(df, "2016-01-01:2020-12-31")
+    df2 = df.copy()
+    hit = (df2["building_id"] == "b05") & (df2["scene_id"] == "S0040")
+    df2.loc[hit, "contrast_k"] += 30.0
+    b = compute_anomalies(df2, "2016-01-01:2020-12-31")
+    row_a = a.loc[(a["building_id"] == "b05") & (a["scene_id"] == "S0040")]
+    row_b = b.loc[(b["building_id"] == "b05") & (b["scene_id"] == "S0040")]
+    # its own scene effect does not move; its anomaly takes the full 30 K
+    assert row_b["scene_effect_k"].iloc[0] == pytest.approx(
+        row_a["scene_effect_k"].iloc[0], abs=0.05
+    )
+    assert row_b["anomaly_k"].iloc[0] - row_a["anomaly_k"].iloc[0] == pytest.approx(30.0, abs=0.1)
+
+
+def test_idle_anomalies_are_noise_and_z_is_standardised() -> None:
+    a = compute_anomalies(_table(noise=0.5), "2016-01-01:2020-12-31")
+    assert (a["baseline_method"] == "period").all()
+    # scene-wide swings of 2 K and a 4 K seasonal cycle are removed: noise of ~0.5 K remains
+    assert a["anomaly_k"].std() < 0.7
+    assert abs(a["anomaly_k"].median()) < 0.1
+    # robust z of Gaussian noise: about 0.3 % beyond 3
+    assert (a["z"].abs() > 3).mean() < 0.01
+    assert 0.8 < a["z"].std() < 1.3
+
+
+def test_activity_is_not_absorbed_by_scene_effect() -> None:
+    df = _table(n_b=12)
+    late = df["acquired"] >= pd.Timestamp("2020-01-01", tz="UTC")
+    hot = late & df["building_id"].isin(["b00", "b01", "b02", "b03", "b04"])
+    df.loc[hot, "contrast_k"] += 4.0
+    a = compute_anomalies(df, "2016-01-01:2019-12-31")
+    a_late = a["acquired"] >= pd.Timestamp("2020-01-01", tz="UTC")
+    a_hot = a_late & a["building_id"].isin(["b00", "b01", "b02", "b03", "b04"])
+    act = a.loc[a_hot]
+    idle = a.loc[a_late & ~a_hot]
+    # five of twelve buildings switching on together: the pool of idle ones keeps the effect honest
+    assert act["anomaly_k"].median() == pytest.approx(4.0, abs=0.4)
+    assert abs(idle["anomaly_k"].median()) < 0.4
+    assert (act["z"] > 3).mean() > 0.9
+
+
+def test_building_seasonal_cycle_enters_the_baseline() -> None:
+    df = _table(n_b=10, start="2014-01-01", end="2021-12-31", noise=0.3)
+    one = df["building_id"] == "b03"
+    doy = df["acquired"].dt.day_of_year.to_numpy()
+    df.loc[one, "contrast_k"] += 3.0 * np.cos(2 * np.pi * doy[one.to_numpy()] / 365.25)
+    a = compute_anomalies(df, "2014-01-01:2021-12-31")
+    b3 = a.loc[a["building_id"] == "b03"]
+    assert b3["anomaly_k"].std() < 0.6  # the 3 K annual term is modelled, not left as anomaly
+    assert b3["baseline_k"].max() - b3["baseline_k"].min() > 4.5
+
+
+def test_auto_baseline_finds_idle_level() -> None:
+    df = _table(n_b=10, start="2016-01-01", end="2021-12-31")
+    hot = (df["building_id"] == "b02") & (df["acquired"] < pd.Timestamp("2018-01-01", tz="UTC"))
+    df.loc[hot, "contrast_k"] += 5.0
+    a = compute_anomalies(df, "auto")
+    assert set(a["baseline_method"]) == {"auto"}
+    b2 = a.loc[a["building_id"] == "b02"]
+    early = b2["acquired"] < pd.Timestamp("2018-01-01", tz="UTC")
+    assert b2.loc[early, "anomaly_k"].median() == pytest.approx(5.0, abs=0.5)
+    assert abs(b2.loc[~early, "anomaly_k"].median()) < 0.4
+
+
+def test_fallback_to_auto_is_reported() -> None:
+    df = _table(n_b=8)
+    gone = (df["building_id"] == "b01") & (df["acquired"] < pd.Timestamp("2019-01-01", tz="UTC"))
+    df.loc[gone, ["contrast_k", "valid_fraction"]] = [np.nan, 0.0]
+    a = compute_anomalies(df, "2016-01-01:2018-12-31")
+    methods = a.groupby("building_id")["baseline_method"].first()
+    assert methods["b01"] == "auto-fallback"
+    assert methods["b00"] == "period"
+    b01 = a.loc[a["building_id"] == "b01"]
+    assert b01["anomaly_k"].notna().sum() == b01["valid"].sum() == 46
+
+
+def test_no_data_rows_stay_nan() -> None:
+    df = _table(n_b=6)
+    df.loc[df.index[::7], ["contrast_k", "valid_fraction"]] = [np.nan, 0.0]
+    df.loc[df.index[3::11], "ring_valid_px"] = 2
+    a = compute_anomalies(df, "2016-01-01:2020-12-31")
+    bad = ~a["valid"]
+    assert bad.sum() > 0
+    assert a.loc[bad, ["scene_effect_k", "anomaly_k", "z"]].isna().all().all()
+    assert a.loc[~bad, "z"].notna().all()
+
+
+def test_measurement_sigma_in_quadrature() -> None:
+    df = _table(n_b=8, noise=0.5)
+    row = (df["building_id"] == "b04") & (df["scene_id"] == "S0050")
+    df.loc[row, "contrast_k"] += 3.0
+    a = compute_anomalies(df, "2016-01-01:2020-12-31")
+    df.loc[row, "sigma_k"] = 3.0  # a hazy observation: its z must shrink accordingly
+    b = compute_anomalies(df, "2016-01-01:2020-12-31")
+    ra = a.loc[(a["building_id"] == "b04") & (a["scene_id"] == "S0050")].iloc[0]
+    rb = b.loc[(b["building_id"] == "b04") & (b["scene_id"] == "S0050")].iloc[0]
+    expected = ra["anomaly_k"] / np.sqrt(ra["baseline_sigma_k"] ** 2 + 3.0**2 - 0.3**2)
+    assert rb["z"] == pytest.approx(expected, rel=0.02)
+    assert rb["z"] < ra["z"] / 2
+
+
+def test_missing_column_raises() -> None:
+    with pytest.raises(AnalysisError, match="contrast_k"):
+        compute_anomalies(_table().drop(columns="contrast_k"))
+
+
+def test_params_are_used() -> None:
+    a = compute_anomalies(
+        _table(noise=0.01), "2016-01-01:2020-12-31", AnomalyParams(sigma_floor_k=1.5)
+    )
+    assert a["baseline_sigma_k"].min() >= 1.5
