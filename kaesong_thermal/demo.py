@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from kaesong_thermal.errors import KaesongThermalError
+
 logger = logging.getLogger(__name__)
 
 #: Default period: two operating years (2014-2015), the idle baseline 2016-2022 and 2023-2025.
@@ -87,6 +89,9 @@ def run_demo(
         store=store_path,
         workers=workers,
     )
+    if result.analysis is None:
+        failed = "; ".join(f"{path}: {msg}" for path, msg in result.failed[:3])
+        raise KaesongThermalError(f"{sim_dir}: no simulated scene could be ingested ({failed})")
     status = result.analysis.status()
     active = tuple(sorted(status.index[status["status"] == "active"]))
     newly = (
