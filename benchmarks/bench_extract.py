@@ -59,7 +59,7 @@ FULL_TRANSFORM = Affine(30.0, 0.0, 229_785.0, 0.0, -30.0, 4_265_115.0)
 #: Kaesong industrial region (UTM 52N metres): centre of the clusters.
 CENTRE_XY = (286_000.0, 4_203_000.0)
 
-ex = importlib.import_module("kaesong_thermal.extract")
+ex = importlib.import_module("kaesong_thermal.extraction")
 
 
 # ------------------------------------------------------------------------------- test data
@@ -323,7 +323,7 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "- *ours*: `kaesong_thermal.extract` on a scene whose `read_kelvin` reads only the ST_B10 "
+        "- *ours*: `kaesong_thermal.extraction` on a scene whose `read_kelvin` reads only the ST_B10 "
         "window around the footprints (+ 200 m ring + 30 m margin) and scales uint16 to float32 "
         "kelvin; *cold* computes the coverage and ring weights, *warm* reuses them (same lattice).",
         "- *raw read*: rasterio read of the same uint16 window, nothing else.",

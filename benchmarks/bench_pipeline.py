@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from kaesong_thermal.pipeline import detect
-from kaesong_thermal.simulate import simulate
+from kaesong_thermal.simulation import simulate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.md"
 

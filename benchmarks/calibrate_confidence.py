@@ -5,7 +5,7 @@ docs/method.md), runs the detector with its defaults, and fits, separately for t
 "active" and "idle", P(status right) = 1 / (1 + exp(-(a + b f + c agree))) by maximum likelihood,
 where f is the median z of the evidence window signed towards the verdict (the agreement share
 c is held at 0: it over-fits).  "Right" means the simulator's truth says the building is operating
-(kaesong_thermal.evaluate.operating_truth) when the status is active, and not when it is idle.
+(kaesong_thermal.evaluation.operating_truth) when the status is active, and not when it is idle.
 
 Usage::
 
@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 import kaesong_thermal as kt
-from kaesong_thermal.evaluate import expected_calibration_error, operating_truth
+from kaesong_thermal.evaluation import expected_calibration_error, operating_truth
 from kaesong_thermal.pipeline import extract_products
 
 

@@ -25,11 +25,11 @@ _EXPORTS: dict[str, str] = {
     "load_footprints": "kaesong_thermal.footprints",
     "validate_footprints": "kaesong_thermal.footprints",
     "footprints_hash": "kaesong_thermal.footprints",
-    "extract": "kaesong_thermal.extract",
-    "simulate": "kaesong_thermal.simulate",
+    "extract": "kaesong_thermal.extraction",
+    "simulate": "kaesong_thermal.simulation",
     "analyze": "kaesong_thermal.analysis",
     "Analysis": "kaesong_thermal.analysis",
-    "evaluate": "kaesong_thermal.evaluate",
+    "evaluate": "kaesong_thermal.evaluation",
     "Store": "kaesong_thermal.store",
     "detect": "kaesong_thermal.pipeline",
     "extract_products": "kaesong_thermal.pipeline",
@@ -61,13 +61,13 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kaesong_thermal.analysis import Analysis, analyze
     from kaesong_thermal.errors import KaesongThermalError
-    from kaesong_thermal.evaluate import evaluate
-    from kaesong_thermal.extract import extract
+    from kaesong_thermal.evaluation import evaluate
+    from kaesong_thermal.extraction import extract
     from kaesong_thermal.footprints import footprints_hash, load_footprints, validate_footprints
     from kaesong_thermal.landsat import Scene, SceneMetadata, ThermalWindow, open_scene
     from kaesong_thermal.pipeline import detect, extract_products
     from kaesong_thermal.report import write_report
-    from kaesong_thermal.simulate import simulate
+    from kaesong_thermal.simulation import simulate
     from kaesong_thermal.store import Store
 
 

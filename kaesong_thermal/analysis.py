@@ -122,7 +122,7 @@ def analyze(
     Parameters
     ----------
     observations : pandas.DataFrame
-        Rows from :func:`kaesong_thermal.extract` (``building_id, scene_id, acquired, contrast_k,
+        Rows from :func:`kaesong_thermal.extraction` (``building_id, scene_id, acquired, contrast_k,
         sigma_k, valid_fraction, ring_valid_px`` are used; other columns are carried along).
         Duplicate (building, scene) rows keep the last one.
     baseline : str, optional

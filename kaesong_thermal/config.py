@@ -11,7 +11,7 @@ command-line flag overrides it::
     [thresholds]      # keyword arguments of kaesong_thermal.analysis.analyze
     z_active = 3.0
 
-    [extract]         # keyword arguments of kaesong_thermal.extract.extract
+    [extract]         # keyword arguments of kaesong_thermal.extraction.extract
     ring_outer_m = 200
 
 Read with :mod:`tomllib` (Python >= 3.11) or its backport ``tomli`` [1]_.

@@ -64,7 +64,7 @@ def run_demo(
     """
     from kaesong_thermal.pipeline import detect
     from kaesong_thermal.report import write_report
-    from kaesong_thermal.simulate import simulate
+    from kaesong_thermal.simulation import simulate
 
     t0 = time.perf_counter()
     workdir = Path(workdir)

@@ -5,7 +5,7 @@ parallel by a process pool; the parent process alone writes the store, one trans
 as each finishes, so a crash loses at most the scenes in flight and a re-run finishes the job
 (:class:`kaesong_thermal.store.Store` skips what is already stored).
 
-The method per scene is the one of :func:`kaesong_thermal.extract.extract` (coverage-weighted
+The method per scene is the one of :func:`kaesong_thermal.extraction.extract` (coverage-weighted
 roof temperature against a background ring, on Level-2 surface temperature [1]_); the analysis
 is :func:`kaesong_thermal.analysis.analyze`.
 
@@ -245,7 +245,7 @@ def _scene_record(metadata: Any, source: str, checksum: str) -> dict[str, Any]:
 
 def _process(path: str) -> _Outcome:
     """Open one product, skip it if already stored, else extract its observations."""
-    from kaesong_thermal.extract import extract
+    from kaesong_thermal.extraction import extract
     from kaesong_thermal.landsat import open_scene
 
     state = _STATE
@@ -385,7 +385,7 @@ def extract_products(
     workers : int, default 1
         Worker processes (1: in this process).
     extract_options : mapping, optional
-        Keyword arguments for :func:`kaesong_thermal.extract.extract`.
+        Keyword arguments for :func:`kaesong_thermal.extraction.extract`.
     errors : {"raise", "skip"}
         On a bad product raise its error (default) or log a warning and go on.
 

@@ -1,6 +1,6 @@
 """The analyst's workflow through the CLI: ``detect``, ``status``, ``export``.
 
-Simulated Kaesong products (kaesong_thermal.simulate) stand in for downloads. The long runs
+Simulated Kaesong products (kaesong_thermal.simulation) stand in for downloads. The long runs
 (200 + 5 scenes, a SIGKILL mid-run, two concurrent runs) are marked ``slow``; they still run.
 """
 

@@ -9,7 +9,7 @@ import pytest
 
 import kaesong_thermal as kt
 from kaesong_thermal.cli import main
-from kaesong_thermal.simulate import synthetic_footprints
+from kaesong_thermal.simulation import synthetic_footprints
 
 
 @pytest.fixture()

@@ -40,7 +40,7 @@ def simulated_set(
     The set is written once per ``root`` (a marker file says it is complete), so tests in
     several modules can share it.
     """
-    from kaesong_thermal.simulate import simulate
+    from kaesong_thermal.simulation import simulate
 
     marker = root / "complete"
     if not marker.exists():
@@ -201,7 +201,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
 
 
 def test_extract_products_matches_extract(sim: tuple[list[Path], Path]) -> None:
-    from kaesong_thermal.extract import extract
+    from kaesong_thermal.extraction import extract
     from kaesong_thermal.footprints import load_footprints
     from kaesong_thermal.landsat import open_scene
 

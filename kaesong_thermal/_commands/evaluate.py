@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the headline figures; return the exit code."""
     from pathlib import Path
 
-    from kaesong_thermal.evaluate import evaluate
+    from kaesong_thermal.evaluation import evaluate
 
     out = args.out if args.out else str(Path(args.sim_dir) / "evaluation")
     res = evaluate(

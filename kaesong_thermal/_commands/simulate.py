@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation and print where its outputs are."""
-    from kaesong_thermal.simulate import simulate
+    from kaesong_thermal.simulation import simulate
 
     res = simulate(
         args.outdir,

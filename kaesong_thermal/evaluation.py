@@ -291,7 +291,7 @@ def _load_observations(sim_dir: Path, footprints: Any, store: Any, workers: int)
         extract_products = None  # type: ignore[assignment]
     if extract_products is not None:
         return extract_products(products, footprints, workers=workers)
-    from kaesong_thermal.extract import extract
+    from kaesong_thermal.extraction import extract
     from kaesong_thermal.landsat import open_scene
 
     frames = [extract(open_scene(p), footprints) for p in products]
@@ -549,7 +549,7 @@ def evaluate(
     Parameters
     ----------
     sim_dir : str or os.PathLike
-        Output directory of :func:`kaesong_thermal.simulate` (``products/``, ``truth.csv``,
+        Output directory of :func:`kaesong_thermal.simulation` (``products/``, ``truth.csv``,
         ``footprints.geojson``).
     store : str or os.PathLike, optional
         Read the observations from this store instead of extracting the products.

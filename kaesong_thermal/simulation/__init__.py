@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from kaesong_thermal.errors import ConfigError
-from kaesong_thermal.simulate import physics as ph
-from kaesong_thermal.simulate import render as rd
-from kaesong_thermal.simulate import writer as wr
-from kaesong_thermal.simulate.scenario import (
+from kaesong_thermal.simulation import physics as ph
+from kaesong_thermal.simulation import render as rd
+from kaesong_thermal.simulation import writer as wr
+from kaesong_thermal.simulation.scenario import (
     DEFAULT_END,
     EPSG,
     SENSORS,

@@ -8,7 +8,7 @@ import pytest
 
 import kaesong_thermal as kt
 from kaesong_thermal.errors import AnalysisError
-from kaesong_thermal.evaluate import (
+from kaesong_thermal.evaluation import (
     alert_delays,
     expected_calibration_error,
     false_alert_rate,

@@ -1,4 +1,4 @@
-"""Tests of the synthetic Landsat simulator (kaesong_thermal.simulate)."""
+"""Tests of the synthetic Landsat simulator (kaesong_thermal.simulation)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import kaesong_thermal as kt
 from kaesong_thermal.errors import ConfigError
 from kaesong_thermal.landsat.bands import NOMINAL_THERMAL, ST_ADD_K, ST_MULT_K
 from kaesong_thermal.landsat.mtl import read_mtl
-from kaesong_thermal.simulate import SimulationResult, simulate, synthetic_footprints
-from kaesong_thermal.simulate import clouds as cl
-from kaesong_thermal.simulate import physics as ph
-from kaesong_thermal.simulate import render as rd
-from kaesong_thermal.simulate import scenario as sc
+from kaesong_thermal.simulation import SimulationResult, simulate, synthetic_footprints
+from kaesong_thermal.simulation import clouds as cl
+from kaesong_thermal.simulation import physics as ph
+from kaesong_thermal.simulation import render as rd
+from kaesong_thermal.simulation import scenario as sc
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from kaesong_thermal.simulate import clouds as cl
-from kaesong_thermal.simulate import physics as ph
-from kaesong_thermal.simulate.scenario import (
+from kaesong_thermal.simulation import clouds as cl
+from kaesong_thermal.simulation import physics as ph
+from kaesong_thermal.simulation.scenario import (
     CROP_GRID,
     FULL_GRID,
     SENSORS,

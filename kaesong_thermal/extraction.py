@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import threading
-import types
 from collections import OrderedDict
 from os import PathLike
 from typing import Any, cast
@@ -401,19 +399,3 @@ def extract(
         int(np.isfinite(frame["t_roof_k"]).sum()),
     )
     return frame
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`extract`.
-
-    ``kaesong_thermal.extract`` names both this submodule and the public function re-exported by
-    the package. Once the submodule is imported the import system binds the package attribute to
-    the module, so the module forwards calls to the function: ``kt.extract(scene, footprints)``
-    works whichever import ran first.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return extract(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

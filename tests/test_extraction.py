@@ -1,4 +1,4 @@
-"""Tests of kaesong_thermal.extract: one row per building, windows, caching, dates, exactextract."""
+"""Tests of kaesong_thermal.extraction: one row per building, windows, caching, dates, exactextract."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from shapely import affinity
 
 from kaesong_thermal.landsat import SceneMetadata, ThermalWindow
 
-ex = importlib.import_module("kaesong_thermal.extract")
+ex = importlib.import_module("kaesong_thermal.extraction")
 
 PX = 30.0
 CRS_UTM = CRS.from_epsg(32652)
@@ -297,8 +297,15 @@ def test_roof_mean_equals_exactextract(tmp_path: Path) -> None:
 
 
 def test_package_level_extract_is_callable() -> None:
-    import kaesong_thermal as kt
+    import inspect
 
+    import kaesong_thermal as kt
+    import kaesong_thermal.evaluation
+    import kaesong_thermal.extraction
+    import kaesong_thermal.simulation  # importing submodules must not shadow the API
+
+    for name in ("extract", "simulate", "evaluate", "analyze", "detect"):
+        assert inspect.isfunction(getattr(kt, name)), name
     t = grid()
     df = kt.extract(
         make_window(np.full((20, 20), 300.0), t), footprints({"a": box_px(t, 9, 9, 10, 10)})

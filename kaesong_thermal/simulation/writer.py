@@ -37,7 +37,7 @@ from kaesong_thermal.landsat.bands import (
     ST_QA_FILL,
     ST_QA_MULT_K,
 )
-from kaesong_thermal.simulate.scenario import EPSG, WRS_PATH, WRS_ROW, Grid, stable_u01
+from kaesong_thermal.simulation.scenario import EPSG, WRS_PATH, WRS_ROW, Grid, stable_u01
 
 logger = logging.getLogger(__name__)
 
