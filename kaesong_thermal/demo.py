@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 #: Default period: two operating years (2014-2015), the idle baseline 2016-2022 and 2023-2025.
 DEMO_START = date(2014, 1, 1)
 DEMO_END = date(2025, 11, 30)
+#: The demo report lists the buildings that became active after the idle baseline period.
+REPORT_SINCE = date(2022, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class DemoResult:
     store_path: Path
     report_html: Path
     n_scenes: int
-    newly_active: tuple[str, ...]
+    newly_active: tuple[str, ...]  # became active after REPORT_SINCE, most recent first
     active: tuple[str, ...]
     seconds: float
 

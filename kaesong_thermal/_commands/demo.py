@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print a short summary ending with the report path."""
-    from kaesong_thermal.demo import DEMO_END, DEMO_START, run_demo
+    from kaesong_thermal.demo import DEMO_END, DEMO_START, REPORT_SINCE, run_demo
 
     result = run_demo(
         args.workdir,
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"simulated scenes: {result.n_scenes} (synthetic data) in {result.simulation_dir}")
     print(f"store:            {result.store_path}")
     print(f"active now:       {', '.join(result.active) or 'none'}")
-    print(f"newly active:     {', '.join(result.newly_active) or 'none'}")
+    print(f"newly active since {REPORT_SINCE}: {', '.join(result.newly_active) or 'none'}")
     print(f"elapsed:          {result.seconds:.0f} s")
     print(f"report: {result.report_html}")
     return 0
