@@ -3,8 +3,9 @@
 Simulates the Kaesong scenario with CALIBRATION seeds (never the evaluation seeds listed in
 docs/method.md), runs the detector with its defaults, and fits, separately for the statuses
 "active" and "idle", P(status right) = 1 / (1 + exp(-(a + b f + c agree))) by maximum likelihood,
-where f is the median z of the evidence window signed towards the verdict (the agreement share
-c is held at 0: it over-fits).  "Right" means the simulator's truth says the building is operating
+where f is the accumulated statistic Z_k of the status (kaesong_thermal.classify.accumulated_z;
+the median z of the evidence window where Z_k is undefined) signed towards the verdict (the
+agreement share c is held at 0: it over-fits).  "Right" means the simulator's truth says the building is operating
 (kaesong_thermal.evaluation.operating_truth) when the status is active, and not when it is idle.
 
 Usage::
@@ -32,7 +33,7 @@ def _observations(workdir: Path, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]
     sim = workdir / f"sim{seed}"
     cache = workdir / f"obs{seed}.parquet"
     if not (sim / "truth.csv").is_file():
-        kt.simulate(sim, start="2013-04-11", end="2025-11-10", seed=seed)
+        kt.simulate(sim, start="2014-01-01", end="2025-11-30", seed=seed)
     if cache.is_file():
         obs = pd.read_parquet(cache)
     else:
@@ -50,7 +51,8 @@ def _features(obs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     tl = tl.merge(truth[["scene_id", "building_id", "operating"]], on=["scene_id", "building_id"])
     tl = tl.loc[tl["status"].isin(["active", "idle"])].copy()
     sign = np.where(tl["status"] == "active", 1.0, -1.0)
-    tl["f"] = np.clip(sign * tl["z_med"].fillna(0.0), -10, 10)
+    feature = tl["z_acc"].where(np.isfinite(tl["z_acc"]), tl["z_med"])
+    tl["f"] = np.clip(sign * feature.fillna(0.0), -10, 10)
     tl["correct"] = (tl["status"] == "active") == tl["operating"].astype(bool)
     return tl
 

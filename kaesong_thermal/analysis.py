@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kaesong_thermal.anomaly import DEFAULT_BASELINE, AnomalyParams, compute_anomalies
@@ -112,9 +113,60 @@ class Analysis:
         return self._timeline
 
 
+#: Signal columns ``analyze`` knows, best first, with their uncertainty columns.
+SIGNALS: dict[str, str] = {"excess_k": "excess_sigma_k", "contrast_k": "sigma_k"}
+#: ``signal="auto"`` takes ``excess_k`` only if it is finite for at least this share of the rows
+#: whose ``contrast_k`` is finite (a store partly extracted before the PSF estimator existed
+#: falls back to ``contrast_k`` rather than mixing two signals in one baseline).
+AUTO_SIGNAL_MIN_SHARE = 0.98
+
+
+def choose_signal(observations: pd.DataFrame, signal: str = "auto") -> str:
+    """The signal column ``analyze`` models.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Extraction rows.
+    signal : str
+        ``"auto"`` (``excess_k`` when present for practically every usable row, else
+        ``contrast_k``) or a column name.
+
+    Returns
+    -------
+    str
+        The column name.
+
+    Raises
+    ------
+    AnalysisError
+        If a named column is missing.
+    """
+    if signal != "auto":
+        if signal not in observations.columns:
+            raise AnalysisError(f"analyze: signal column {signal!r} is not in the observations")
+        return signal
+    if "excess_k" in observations.columns and "contrast_k" in observations.columns:
+        base = np.isfinite(observations["contrast_k"].to_numpy(dtype=float))
+        have = np.isfinite(observations["excess_k"].to_numpy(dtype=float))
+        if base.sum() == 0 or (have & base).sum() >= AUTO_SIGNAL_MIN_SHARE * base.sum():
+            return "excess_k"
+        logger.warning(
+            "analyze: excess_k is missing for %d of %d usable observations (extracted before "
+            "the PSF estimator? re-extract with --force); using contrast_k",
+            int((base & ~have).sum()),
+            int(base.sum()),
+        )
+    elif "excess_k" in observations.columns:
+        return "excess_k"
+    return "contrast_k"
+
+
 def analyze(
     observations: pd.DataFrame,
     baseline: str | None = DEFAULT_BASELINE,
+    *,
+    signal: str = "contrast_k",
     **thresholds: Any,
 ) -> Analysis:
     """Anomalies, states, statuses and transitions for a table of observations.
@@ -128,6 +180,13 @@ def analyze(
     baseline : str, optional
         ``"START:END"`` idle period (default ``"2016-03-01:2022-12-31"``, Kaesong's closure) or
         ``"auto"``.
+    signal : str
+        Per-scene signal to model: ``"contrast_k"`` (default), ``"excess_k"`` (the PSF-aware
+        roof excess of the extractor) or ``"auto"`` (``excess_k`` when the observations have it
+        for practically every row, else ``contrast_k``; see :func:`choose_signal`). Its
+        uncertainty column is ``sigma_k`` / ``excess_sigma_k``. ``contrast_k`` stays the default
+        because on the tuning seeds ``excess_k`` separated active from idle scenes no better and
+        made the scene effect noisier (``docs/method.md``).
     **thresholds
         Any field of :class:`kaesong_thermal.anomaly.AnomalyParams` (``min_valid_fraction,
         min_ring_px, n_iter, pool_z_max, min_pool, min_baseline_scenes, min_seasonal_scenes,
@@ -162,10 +221,16 @@ def analyze(
         if dup.any():
             logger.warning("analyze: %d duplicate (building, scene) rows dropped", int(dup.sum()))
             obs = obs.loc[~dup]
-    result = compute_anomalies(obs, baseline, a_params)
+    column = choose_signal(obs, signal)
+    result = compute_anomalies(
+        obs, baseline, a_params, signal=column, signal_sigma=SIGNALS.get(column)
+    )
     result["state"] = observation_states(result, c_params)
     timeline = status_timeline(result, c_params)
-    params: dict[str, Any] = {"baseline": baseline if baseline is not None else "auto"}
+    params: dict[str, Any] = {
+        "baseline": baseline if baseline is not None else "auto",
+        "signal": column,
+    }
     params.update(dataclasses.asdict(a_params))
     params.update(dataclasses.asdict(c_params))
     logger.info(

@@ -113,6 +113,10 @@ class AnomalyParams:
         Landsat 8/9 TIRS relative measurements after the stray-light correction).
     auto_clip : float
         Half-width, in sigma, of the window of the ``auto`` baseline's clipping (3.0).
+    weighted_scene_effect : bool
+        After the first pass, weight the pool by the inverse square of each building's baseline
+        spread (a weighted median), so that noisy small roofs do not dominate the scene effect of
+        well-measured large ones (True).
     """
 
     min_valid_fraction: float = 0.5
@@ -124,6 +128,7 @@ class AnomalyParams:
     min_seasonal_scenes: int = 30
     sigma_floor_k: float = 0.2
     auto_clip: float = 3.0
+    weighted_scene_effect: bool = True
 
 
 def parse_baseline(baseline: str | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -163,7 +168,11 @@ def parse_baseline(baseline: str | None) -> tuple[pd.Timestamp, pd.Timestamp] | 
 
 
 def valid_mask(
-    obs: pd.DataFrame, *, min_valid_fraction: float = 0.5, min_ring_px: int = 8
+    obs: pd.DataFrame,
+    *,
+    min_valid_fraction: float = 0.5,
+    min_ring_px: int = 8,
+    signal: str = "contrast_k",
 ) -> np.ndarray:
     """Observations usable for the model: finite contrast, enough valid roof and ring.
 
@@ -176,13 +185,15 @@ def valid_mask(
         Minimum valid share of the roof coverage.
     min_ring_px : int
         Minimum valid background-ring pixels.
+    signal : str
+        Column holding the per-scene signal (``contrast_k`` or ``excess_k``).
 
     Returns
     -------
     numpy.ndarray
         Boolean mask, one value per row.
     """
-    ok = np.isfinite(obs["contrast_k"].to_numpy(dtype=float))
+    ok = np.isfinite(obs[signal].to_numpy(dtype=float))
     if "valid_fraction" in obs:
         vf = obs["valid_fraction"].to_numpy(dtype=float)
         ok &= np.nan_to_num(vf, nan=0.0) >= min_valid_fraction
@@ -239,6 +250,59 @@ def loo_group_median(codes: np.ndarray, values: np.ndarray, pool: np.ndarray) ->
     i2 = np.clip(base + j2, 0, max(sorted_vals.size - 1, 0))
     if sorted_vals.size:
         out[ok] = 0.5 * (sorted_vals[i1[ok]] + sorted_vals[i2[ok]])
+    return out
+
+
+def loo_group_weighted_median(
+    codes: np.ndarray, values: np.ndarray, pool: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Leave-one-out *weighted* median of the pool members of each group, for every row.
+
+    As :func:`loo_group_median`, with each pool member weighted (e.g. by its inverse variance):
+    the value at which the cumulative weight of the sorted *other* members first reaches half of
+    their total weight (the lower weighted median).  With equal weights and an odd number of
+    others it is the ordinary median.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Integer group code per row (``>= 0``).
+    values : numpy.ndarray
+        Value per row (only pool rows are read).
+    pool : numpy.ndarray
+        Boolean pool membership per row.
+    weights : numpy.ndarray
+        Positive weight per row (only pool rows are read).
+
+    Returns
+    -------
+    numpy.ndarray
+        Float array, NaN where the remaining pool of the group is empty.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    pool = np.asarray(pool, dtype=bool) & np.isfinite(weights) & (np.asarray(weights) > 0)
+    out = np.full(codes.size, np.nan)
+    if codes.size == 0 or not pool.any():
+        return out
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    for rows in np.split(order, bounds):
+        members = rows[pool[rows]]
+        if members.size == 0:
+            continue
+        srt = members[np.argsort(values[members], kind="stable")]
+        v = values[srt]
+        w = np.asarray(weights, dtype=float)[srt]
+        # other-members weight matrix: row r = the group's rows, column k = sorted members
+        own = rows[:, None] == srt[None, :]
+        wk = np.where(own, 0.0, w[None, :])
+        cum = np.cumsum(wk, axis=1)
+        total = cum[:, -1]
+        reach = (cum >= 0.5 * total[:, None]) & ~own & (total[:, None] > 0)
+        has = reach.any(axis=1)
+        first = np.argmax(reach, axis=1)
+        out[rows[has]] = v[first[has]]
     return out
 
 
@@ -382,6 +446,9 @@ def compute_anomalies(
     observations: pd.DataFrame,
     baseline: str | None = DEFAULT_BASELINE,
     params: AnomalyParams | None = None,
+    *,
+    signal: str = "contrast_k",
+    signal_sigma: str | None = None,
 ) -> pd.DataFrame:
     """Scene effect, baseline, anomaly and robust z for every observation.
 
@@ -395,6 +462,12 @@ def compute_anomalies(
         ``"START:END"`` idle period, or ``"auto"`` (see the module docstring).
     params : AnomalyParams, optional
         Model parameters; defaults when omitted.
+    signal : str
+        Column modelled as the "contrast": ``contrast_k`` (roof mean minus ring median, diluted
+        by the PSF) or ``excess_k`` (the PSF-aware roof excess of the extractor).
+    signal_sigma : str, optional
+        Column of the signal's measurement uncertainty; default ``sigma_k`` for ``contrast_k``
+        and ``excess_sigma_k`` for ``excess_k`` (``<signal without _k>_sigma_k`` otherwise).
 
     Returns
     -------
@@ -416,7 +489,12 @@ def compute_anomalies(
        *Remote Sensing* 5(9), 4423-4449.
     """
     p = params or AnomalyParams()
-    missing = [c for c in REQUIRED_COLUMNS if c not in observations.columns]
+    if signal_sigma is None:
+        signal_sigma = (
+            "sigma_k" if signal == "contrast_k" else signal.removesuffix("_k") + "_sigma_k"
+        )
+    required = [c for c in REQUIRED_COLUMNS if c != "contrast_k"] + [signal]
+    missing = [c for c in required if c not in observations.columns]
     if missing:
         raise AnalysisError(f"observations: missing column(s) {', '.join(missing)}")
     period = parse_baseline(baseline)
@@ -424,16 +502,18 @@ def compute_anomalies(
     obs["acquired"] = pd.to_datetime(obs["acquired"], utc=True)
     obs = obs.sort_values(["building_id", "acquired"], kind="stable").reset_index(drop=True)
 
-    valid = valid_mask(obs, min_valid_fraction=p.min_valid_fraction, min_ring_px=p.min_ring_px)
-    contrast = obs["contrast_k"].to_numpy(dtype=float)
+    valid = valid_mask(
+        obs, min_valid_fraction=p.min_valid_fraction, min_ring_px=p.min_ring_px, signal=signal
+    )
+    contrast = obs[signal].to_numpy(dtype=float)
     b_codes, b_uniques = pd.factorize(obs["building_id"], sort=False)
     s_codes, _ = pd.factorize(obs["scene_id"], sort=False)
     n_b = len(b_uniques)
     n_s = int(s_codes.max()) + 1 if s_codes.size else 0
     acquired = obs["acquired"]
     doy = acquired.dt.day_of_year.to_numpy(dtype=float)
-    if "sigma_k" in obs:
-        sig_meas = np.nan_to_num(obs["sigma_k"].to_numpy(dtype=float), nan=0.0)
+    if signal_sigma in obs:
+        sig_meas = np.nan_to_num(obs[signal_sigma].to_numpy(dtype=float), nan=0.0)
     else:
         sig_meas = np.zeros(len(obs))
 
@@ -459,7 +539,13 @@ def compute_anomalies(
         centred = contrast - level
         pool = valid & ~looks_active
         n_pool = np.bincount(s_codes[pool], minlength=n_s)
-        scene_effect = loo_group_median(s_codes, np.where(pool, centred, 0.0), pool)
+        if p.weighted_scene_effect and it > 0:
+            w_pool = 1.0 / np.maximum(np.nan_to_num(sigma_g[b_codes], nan=np.inf), 1e-6) ** 2
+            scene_effect = loo_group_weighted_median(
+                s_codes, np.where(pool, centred, 0.0), pool, w_pool
+            )
+        else:
+            scene_effect = loo_group_median(s_codes, np.where(pool, centred, 0.0), pool)
         scene_sigma = np.zeros(len(obs))
         if it > 0 and np.isfinite(sigma_clim):
             # too few buildings believed idle: the scene's expected effect (climatology) stands in

@@ -27,8 +27,18 @@ the status is ``no_data`` (e.g. a building demolished or a footprint no longer v
 independent scenes and a per-scene false-alarm probability ``p``, a false switch to active needs two
 hot scenes in three, probability about ``3 p**2`` per scene.
 
-``confidence`` is the probability that the status is right, from a logistic model of the median
-``z`` of the evidence window (signed towards the verdict) and of the share of the window that agrees;
+A persistent moderate excess (``z`` of 1-2 in every scene) never satisfies that rule, so the status
+also accumulates evidence: ``Z_k = sum(z) / sqrt(k)`` over the last ``k = accumulate`` valid scenes
+(a moving-sum chart of statistical process control [4]_; standard normal for independent unit
+``z``).  ``Z_k`` at or above a threshold on two consecutive valid scenes makes the building
+active as well (one more scene of delay, far fewer runs of noise): 3.0, raised for
+buildings with many valid scenes a year so that the test's false switches stay near
+``accumulated_false_rate`` (0.01) per building-year (:func:`accumulated_threshold`); while
+``Z_k >= z_accumulated_idle`` (1.0) two idle scenes of three do not make it idle (hysteresis).
+
+``confidence`` is the probability that the status is right, from a logistic model of the
+accumulated statistic ``Z_k`` (signed towards the verdict; the median ``z`` of the evidence window
+where ``Z_k`` is undefined);
 its constants were fitted on simulator runs with seeds kept apart from the evaluation seeds
 (``benchmarks/calibrate_confidence.py``).  ``uncertain`` and ``no_data`` carry confidence 0: there is
 no verdict to be confident in.
@@ -41,6 +51,8 @@ References
 .. [3] Platt, J. (1999). Probabilistic outputs for support vector machines and comparisons to
    regularized likelihood methods. *Advances in Large Margin Classifiers*, 61-74 (logistic
    calibration of a score).
+.. [4] Montgomery, D. C. (2009). *Introduction to Statistical Quality Control*, 6th ed. Wiley,
+   ch. 9 (cumulative-sum and moving-average charts: accumulating small persistent shifts).
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from kaesong_thermal.errors import AnalysisError
 
@@ -59,13 +72,13 @@ logger = logging.getLogger(__name__)
 STATES = ("active", "idle", "uncertain", "no_data")
 
 # Logistic calibration of confidence: P(correct) = 1 / (1 + exp(-(a + b * f + c * agree)))
-# f = median z of the evidence window signed towards the verdict (clipped to [-10, 10]),
-# agree = share of the window whose state equals the verdict.
-# Fitted by benchmarks/calibrate_confidence.py on simulator seeds 11 and 12 (the agreement weight
-# c is held at 0; evaluation seeds are kept apart, see docs/method.md).
+# f = accumulated statistic Z_k of the status (median z of the evidence window where Z_k is not
+# defined) signed towards the verdict (clipped to [-10, 10]), agree = share of the window whose
+# state equals the verdict. Fitted by benchmarks/calibrate_confidence.py on simulator seeds 11 and
+# 12 (the agreement weight c is held at 0; evaluation seeds are kept apart, see docs/method.md).
 CONFIDENCE_COEF: dict[str, tuple[float, float, float]] = {
-    "active": (0.025, 0.76, 0.0),
-    "idle": (2.009, 0.408, 0.0),
+    "active": (-0.636, 0.46, 0.0),
+    "idle": (2.22, 0.2, 0.0),
 }
 
 
@@ -87,6 +100,21 @@ class ClassifyParams:
         How many of them must agree (2); must be more than half of ``window``.
     stale_days : float
         A status without a valid observation within this many days becomes ``no_data`` (180).
+    accumulate : int
+        Number ``k`` of most recent valid observations in the accumulated statistic
+        ``Z_k = sum(z) / sqrt(k)`` (6; 0 or 1 disables it). A persistent excess of ``z = 1.25``
+        per scene, invisible to the per-scene rule, gives ``Z_6 = 3``.
+    z_accumulated_active : float
+        ``Z_k`` at or above which the building becomes active (3.0: one-sided 0.13 % for
+        independent Gaussian scenes).
+    z_accumulated_idle : float
+        While ``Z_k`` is at or above this, two idle scenes of three do not make the building idle
+        (1.0; hysteresis of the accumulated test).
+    accumulated_false_rate : float
+        Target false switches of the accumulated test per building-year (0.01, half the project's
+        0.02 budget). A building with ``m`` valid scenes a year tests ``m`` windows a year, so
+        its threshold is ``max(z_accumulated_active, Phi^-1(1 - rate / m))`` (a Bonferroni bound
+        over the year's windows): 3.0 at 5 scenes a year, 3.4 at 30.
     """
 
     z_active: float = 2.5
@@ -95,6 +123,10 @@ class ClassifyParams:
     window: int = 3
     need: int = 2
     stale_days: float = 180.0
+    accumulate: int = 6
+    z_accumulated_active: float = 3.0
+    z_accumulated_idle: float = 1.0
+    accumulated_false_rate: float = 0.005
 
     def __post_init__(self) -> None:
         if self.window < 1 or not (self.window / 2 < self.need <= self.window):
@@ -104,6 +136,12 @@ class ClassifyParams:
         if self.z_idle > self.z_active:
             raise AnalysisError(
                 f"classifier: z_idle={self.z_idle} must not exceed z_active={self.z_active}"
+            )
+        if self.accumulate < 0 or self.z_accumulated_idle > self.z_accumulated_active:
+            raise AnalysisError(
+                f"classifier: accumulate={self.accumulate} must be >= 0 and "
+                f"z_accumulated_idle={self.z_accumulated_idle} must not exceed "
+                f"z_accumulated_active={self.z_accumulated_active}"
             )
 
 
@@ -146,8 +184,78 @@ def _window_matrix(values: np.ndarray, group_start: np.ndarray, window: int) -> 
     return out
 
 
+def accumulated_z(z: np.ndarray, group_start: np.ndarray, k: int) -> np.ndarray:
+    """``sum(z) / sqrt(m)`` over the last ``m = min(k, available)`` valid scenes of each building.
+
+    The standardised mean of the recent anomalies (for independent scenes with unit-variance
+    ``z`` it is again standard normal), the fixed-window form of the accumulation tests of
+    statistical process control [4]_: a persistent moderate excess adds up while noise averages
+    out.  NaN for ``k <= 1`` or before a building's second valid scene.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        ``z`` of the valid observations, grouped by building, in time order.
+    group_start : numpy.ndarray
+        Index of each row's first row of its building.
+    k : int
+        Window length.
+
+    Returns
+    -------
+    numpy.ndarray
+        Accumulated statistic per row.
+    """
+    if k <= 1 or z.size == 0:
+        return np.full(z.size, np.nan)
+    zw = _window_matrix(z, group_start, k)
+    m = np.sum(np.isfinite(zw), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.nansum(zw, axis=1) / np.sqrt(m)
+    return np.where(m >= 2, out, np.nan)
+
+
+def accumulated_threshold(
+    acquired: pd.Series, codes: np.ndarray, params: ClassifyParams | None = None
+) -> np.ndarray:
+    """Per-row threshold of the accumulated statistic, from each building's valid-scene rate.
+
+    Parameters
+    ----------
+    acquired : pandas.Series
+        Acquisition times of the valid observations.
+    codes : numpy.ndarray
+        Building code per row.
+    params : ClassifyParams, optional
+        ``z_accumulated_active`` (the floor) and ``accumulated_false_rate``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``max(z_accumulated_active, Phi^-1(1 - rate / m))`` per row, ``m`` the building's valid
+        scenes per year over its record (spans under a year count as a year).
+    """
+    p = params or ClassifyParams()
+    if codes.size == 0:
+        return np.zeros(0)
+    t = pd.to_datetime(acquired, utc=True)
+    years = (t - t.min()).dt.total_seconds().to_numpy() / (365.25 * 86400.0)
+    n_b = int(codes.max()) + 1
+    count = np.bincount(codes, minlength=n_b).astype(float)
+    lo = np.full(n_b, np.inf)
+    hi = np.full(n_b, -np.inf)
+    np.minimum.at(lo, codes, years)
+    np.maximum.at(hi, codes, years)
+    per_year = count / np.maximum(hi - lo, 1.0)
+    if p.accumulated_false_rate <= 0:
+        return np.full(codes.size, np.inf)
+    tail = np.clip(p.accumulated_false_rate / per_year, 1e-12, 0.5)
+    thr = np.maximum(p.z_accumulated_active, stats.norm.isf(tail))
+    return np.asarray(thr[codes])
+
+
 def confidence_from_features(
-    status: np.ndarray, z_med: np.ndarray, agree: np.ndarray
+    status: np.ndarray, z_med: np.ndarray, agree: np.ndarray, z_acc: np.ndarray | None = None
 ) -> np.ndarray:
     """Calibrated probability that ``status`` is right (0 for uncertain / no_data).
 
@@ -159,6 +267,9 @@ def confidence_from_features(
         Median ``z`` of the evidence window.
     agree : numpy.ndarray
         Share (0-1) of the evidence window whose state equals the status.
+    z_acc : numpy.ndarray, optional
+        Accumulated statistic (:func:`accumulated_z`); where finite it is the feature instead of
+        ``z_med``.
 
     Returns
     -------
@@ -174,7 +285,8 @@ def confidence_from_features(
     for name, (a, b, c) in CONFIDENCE_COEF.items():
         sel = status == name
         sign = 1.0 if name == "active" else -1.0
-        f = np.clip(sign * np.nan_to_num(z_med[sel]), -10.0, 10.0)
+        feature = z_med if z_acc is None else np.where(np.isfinite(z_acc), z_acc, z_med)
+        f = np.clip(sign * np.nan_to_num(feature[sel]), -10.0, 10.0)
         conf[sel] = 1.0 / (1.0 + np.exp(-(a + b * f + c * np.nan_to_num(agree[sel]))))
     return conf
 
@@ -215,9 +327,17 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     idl = _window_matrix((state == "idle").astype(float), group_start, p.window)
     n_act = np.nansum(act, axis=1)
     n_idl = np.nansum(idl, axis=1)
+    z_acc = accumulated_z(obs.loc[v.index, "z"].to_numpy(dtype=float), group_start, p.accumulate)
     decision = np.full(n, np.nan)
-    decision[n_idl >= p.need] = 0.0
-    decision[n_act >= p.need] = 1.0
+    over = np.nan_to_num(z_acc, nan=-np.inf) >= accumulated_threshold(v["acquired"], codes, p)
+    # the accumulated test must hold on two consecutive valid scenes of the building
+    acc_on = over.copy()
+    if n:
+        acc_on[1:] &= over[:-1] & ~first[1:]
+        acc_on[0] = False
+    acc_hold = np.nan_to_num(z_acc, nan=-np.inf) >= p.z_accumulated_idle
+    decision[(n_idl >= p.need) & ~acc_hold] = 0.0
+    decision[(n_act >= p.need) | acc_on] = 1.0
     dec = pd.Series(decision).groupby(codes).ffill().to_numpy()
     status = np.where(dec == 1.0, "active", np.where(dec == 0.0, "idle", "uncertain")).astype(
         object
@@ -247,7 +367,8 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     v["z_med"] = z_med
     v["anomaly_med_k"] = a_med
     v["agree"] = agree
-    v["confidence"] = confidence_from_features(status, z_med, agree)
+    v["z_acc"] = z_acc
+    v["confidence"] = confidence_from_features(status, z_med, agree, z_acc)
     return v
 
 

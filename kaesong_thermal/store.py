@@ -46,7 +46,7 @@ from kaesong_thermal.errors import StoreError
 logger = logging.getLogger(__name__)
 
 #: Current schema version written to ``PRAGMA user_version`` and ``meta.schema_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a kaesong-thermal store ("KTST" in ASCII).
 APPLICATION_ID = 0x4B545354
 #: Default busy timeout in seconds: how long a writer waits for another writer's lock.
@@ -84,6 +84,8 @@ OBSERVATION_VALUE_COLUMNS: tuple[str, ...] = (
     "valid_fraction",
     "ring_valid_px",
     "area_m2",
+    "excess_k",
+    "excess_sigma_k",
 )
 
 #: Columns of :meth:`Store.observations`, in order.
@@ -230,8 +232,23 @@ def _execute_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Version 2: the PSF-aware roof excess ``excess_k`` and its uncertainty ``excess_sigma_k``.
+
+    Observations stored before keep NULL there (read back as NaN); ``analyze`` then falls back to
+    ``contrast_k`` until those scenes are re-extracted (``detect --force``).
+    """
+    _execute_script(
+        conn,
+        """
+        ALTER TABLE observations ADD COLUMN excess_k REAL;
+        ALTER TABLE observations ADD COLUMN excess_sigma_k REAL
+        """,
+    )
+
+
 #: Forward migrations: ``MIGRATIONS[v]`` turns a version ``v - 1`` store into version ``v``.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 # --------------------------------------------------------------------------------------------

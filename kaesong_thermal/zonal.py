@@ -28,6 +28,14 @@ References
 .. [5] J. R. Irons, J. L. Dwyer and J. A. Barsi, "The next Landsat satellite: the Landsat Data
    Continuity Mission", Remote Sens. Environ. 122, 11-21, 2012 (TIRS NEdT requirement 0.4 K at
    300 K).
+.. [6] B. N. Wenny, D. Helder, J. Hong, L. Leigh, K. J. Thome and D. Reuter, "Pre- and post-launch
+   spatial quality of the Landsat 8 Thermal Infrared Sensor", Remote Sens. 7(2), 1962-1980, 2015
+   (TIRS edge response: a system line spread about one 100 m native sample wide at half maximum).
+.. [7] R. G. Keys, "Cubic convolution interpolation for digital image processing", IEEE Trans.
+   Acoust. Speech Signal Process. 29(6), 1153-1160, 1981 (the a = -0.5 kernel of the Landsat
+   Level-1 cubic-convolution resampling).
+.. [8] S. M. Kay, "Fundamentals of Statistical Signal Processing: Estimation Theory", Prentice
+   Hall, 1993, ch. 4 (linear model, least squares / matched filter, sandwich covariance).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import numpy.typing as npt
 import shapely
 from affine import Affine
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from kaesong_thermal.errors import KaesongThermalError
 
@@ -68,7 +77,19 @@ STAT_COLUMNS = (
     "cover_px",
     "valid_fraction",
     "ring_valid_px",
+    "excess_k",
+    "excess_sigma_k",
 )
+
+#: Default system point spread of the thermal band: full width at half maximum in native samples
+#: (Landsat 8/9 TIRS edge response, [6]_).
+DEFAULT_PSF_FWHM_NATIVE = 1.05
+#: Default native sampling of the thermal band, CRS units (TIRS, 100 m).
+DEFAULT_NATIVE_PIXEL_M = 100.0
+#: Kernel entries below this share of the peak are dropped.
+_PSF_TRUNCATE = 1e-3
+#: Relative ridge added to the normal equations (numerical safety only).
+_RIDGE = 1e-9
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -113,6 +134,7 @@ class ZonalWeights:
     coverage_compact: sparse.csr_matrix
     coverage_sq_compact: sparse.csr_matrix
     ring_rows: npt.NDArray[np.int32]
+    psf: PsfModel | None = None
 
     @property
     def n_buildings(self) -> int:
@@ -125,6 +147,8 @@ class ZonalWeights:
         total = self.coverage_pixels.nbytes + self.ring_rows.nbytes + self.cover_px.nbytes
         for m in (self.coverage, self.ring, self.coverage_compact, self.coverage_sq_compact):
             total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+        if self.psf is not None:
+            total += self.psf.nbytes
         return total
 
 
@@ -403,6 +427,396 @@ def ring_matrix(
     return mat
 
 
+# ----------------------------------------------------------------------------------------------
+# PSF-aware roof excess (matched filter, joint least squares)
+
+
+@dataclass(frozen=True)
+class PsfModel:
+    """Expected pixel footprints of every roof on one grid (the cacheable part of the estimator).
+
+    Attributes
+    ----------
+    kernel : numpy.ndarray
+        The effective point spread on the grid (odd square-ish array, sums to 1): the sensor's
+        system PSF convolved with the resampling kernel, sampled at the grid's pixel offsets.
+    pixels : numpy.ndarray
+        Sorted flat indices of every pixel where some roof's footprint ``f`` is non-zero.
+    footprint : scipy.sparse.csr_matrix
+        Buildings x ``pixels``: ``f_i(p)``, the response of pixel ``p`` to a roof ``i`` one kelvin
+        warmer than its background (coverage of roof ``i`` convolved with ``kernel``).
+    footprint_csc : scipy.sparse.csc_matrix
+        The same matrix in column order (per-scene removal of invalid pixels).
+    background_weights_t : scipy.sparse.csr_matrix
+        ``pixels`` x buildings, ``max(f, 0)``: how each roof's ring median enters the background
+        of a pixel shared by several roofs.
+    gram : scipy.sparse.csr_matrix
+        Buildings x buildings, ``F F^T`` over all pixels (normal matrix with every pixel valid).
+    noise_factor : numpy.ndarray
+        ``f^T K f / f^T f`` per building, ``K`` the pixel correlation of a background blurred by
+        the same PSF (1 for uncorrelated pixels).
+    components : list of numpy.ndarray
+        Index sets of buildings coupled through shared pixels (connected components of ``gram``
+        with more than one member); the others are solved on their own.
+    """
+
+    kernel: FloatArray
+    pixels: npt.NDArray[np.int64]
+    footprint: sparse.csr_matrix
+    footprint_csc: sparse.csc_matrix
+    background_weights_t: sparse.csr_matrix
+    gram: sparse.csr_matrix
+    noise_factor: FloatArray
+    components: list[npt.NDArray[np.int64]]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the matrices, bytes."""
+        total = self.kernel.nbytes + self.pixels.nbytes + self.noise_factor.nbytes
+        for m in (self.footprint, self.footprint_csc, self.background_weights_t, self.gram):
+            total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+        return total + sum(c.nbytes for c in self.components)
+
+
+def keys_cubic(x: npt.ArrayLike, a: float = -0.5) -> FloatArray:
+    """Keys' cubic convolution kernel (``a = -0.5``) at offsets ``x`` in input samples [7]_.
+
+    Parameters
+    ----------
+    x : array_like
+        Offsets in units of the input sample spacing.
+    a : float
+        Kernel parameter (-0.5 reproduces quadratics; the Landsat Level-1 choice).
+
+    Returns
+    -------
+    numpy.ndarray
+        Kernel values; zero beyond two samples.
+    """
+    t = np.abs(np.asarray(x, dtype=np.float64))
+    near = (a + 2.0) * t**3 - (a + 3.0) * t**2 + 1.0
+    far = a * t**3 - 5.0 * a * t**2 + 8.0 * a * t - 4.0 * a
+    return np.where(t <= 1.0, near, np.where(t < 2.0, far, 0.0))
+
+
+def system_psf_1d(
+    offsets_m: npt.ArrayLike,
+    native_pixel_m: float,
+    fwhm_native: float = DEFAULT_PSF_FWHM_NATIVE,
+    resampling: str | None = "cubic",
+) -> FloatArray:
+    """One axis of the effective PSF of a resampled thermal band at given offsets.
+
+    A Gaussian system PSF (detector footprint, optics and motion together) of full width at half
+    maximum ``fwhm_native`` native samples [6]_, averaged over the sub-sample phase of the
+    resampling from the native lattice to the delivered grid: for interpolation kernel ``h`` the
+    phase-averaged response of a point is ``PSF * h`` (``h`` scaled to the native spacing) [7]_.
+
+    Parameters
+    ----------
+    offsets_m : array_like
+        Offsets from the point source, CRS units.
+    native_pixel_m : float
+        Native sample spacing of the band (100 m TIRS, 60 m ETM+, 120 m TM), CRS units.
+    fwhm_native : float
+        Gaussian system PSF FWHM in native samples.
+    resampling : {"cubic", "bilinear", "nearest", None}
+        Resampling of the delivered product (Landsat Level-1: cubic convolution).
+
+    Returns
+    -------
+    numpy.ndarray
+        Un-normalised response at ``offsets_m``.
+    """
+    x = np.asarray(offsets_m, dtype=np.float64)
+    sigma = fwhm_native * native_pixel_m / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    gauss = np.exp(-0.5 * (x / sigma) ** 2)
+    if resampling is None:
+        return gauss
+    step = native_pixel_m / 64.0
+    u = np.arange(-2.0 * native_pixel_m, 2.0 * native_pixel_m + step / 2, step)
+    if resampling == "cubic":
+        h = keys_cubic(u / native_pixel_m)
+    elif resampling == "bilinear":
+        h = np.maximum(1.0 - np.abs(u / native_pixel_m), 0.0)
+    elif resampling == "nearest":
+        h = (np.abs(u / native_pixel_m) <= 0.5).astype(np.float64)
+    else:
+        raise GridError(f"resampling {resampling!r}: expected cubic, bilinear, nearest or None")
+    h = h / h.sum()
+    return np.asarray(np.exp(-0.5 * ((x[:, None] - u[None, :]) / sigma) ** 2) @ h)
+
+
+def psf_kernel(
+    transform: Affine,
+    native_pixel_m: float = DEFAULT_NATIVE_PIXEL_M,
+    fwhm_native: float = DEFAULT_PSF_FWHM_NATIVE,
+    resampling: str | None = "cubic",
+) -> FloatArray:
+    """Effective PSF of the thermal band sampled on a grid's pixel offsets, summing to 1.
+
+    Separable (``kernel[r, c] = g(r dy) g(c dx)``, ``g`` from :func:`system_psf_1d`), truncated
+    where both axes fall below 0.1 % of the peak; odd size, centred.
+
+    Parameters
+    ----------
+    transform : affine.Affine
+        North-up grid transform (pixel sizes in CRS units).
+    native_pixel_m : float
+        Native sample spacing, CRS units.
+    fwhm_native : float
+        System PSF FWHM, native samples.
+    resampling : {"cubic", "bilinear", "nearest", None}
+        Resampling to the delivered grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        2-D kernel (rows x cols).
+    """
+    px, py = _check_grid(transform, (1, 1))
+    if native_pixel_m <= 0 or fwhm_native <= 0:
+        raise GridError(f"PSF native pixel {native_pixel_m} / FWHM {fwhm_native}: must be > 0")
+    axes = []
+    for size in (py, px):
+        reach = 3.0 * fwhm_native * native_pixel_m + 2.0 * native_pixel_m
+        r = int(np.ceil(reach / size))
+        g = system_psf_1d(np.arange(-r, r + 1) * size, native_pixel_m, fwhm_native, resampling)
+        keep = np.flatnonzero(np.abs(g) >= _PSF_TRUNCATE * np.abs(g).max())
+        half = int(max(r - keep.min(), keep.max() - r))
+        axes.append(g[r - half : r + half + 1])
+    kernel = np.outer(axes[0], axes[1])
+    return np.asarray(kernel / kernel.sum())
+
+
+def _convolve_rows(
+    mat: sparse.csr_matrix, kernel: FloatArray, shape: tuple[int, int]
+) -> sparse.csr_matrix:
+    """Each row of ``mat`` (an image on ``shape``, flattened) convolved with ``kernel``, clipped."""
+    h, w = shape
+    coo = mat.tocoo()
+    kr, kc = kernel.shape
+    dr, dc = np.nonzero(kernel)
+    kv = kernel[dr, dc]
+    dr = dr - kr // 2
+    dc = dc - kc // 2
+    rows_out: list[npt.NDArray[np.int64]] = []
+    cols_out: list[npt.NDArray[np.int64]] = []
+    vals_out: list[FloatArray] = []
+    step = max(1, _CHUNK_PAIRS * 5 // max(len(kv), 1))
+    for s in range(0, coo.nnz, step):
+        b = coo.row[s : s + step].astype(np.int64)
+        p = coo.col[s : s + step].astype(np.int64)
+        v = coo.data[s : s + step]
+        rr = (p // w)[:, None] + dr[None, :]
+        cc = (p % w)[:, None] + dc[None, :]
+        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        rows_out.append(np.broadcast_to(b[:, None], rr.shape)[inside])
+        cols_out.append((rr * w + cc)[inside])
+        vals_out.append((v[:, None] * kv[None, :])[inside])
+    if rows_out:
+        out = sparse.csr_matrix(
+            (np.concatenate(vals_out), (np.concatenate(rows_out), np.concatenate(cols_out))),
+            shape=mat.shape,
+        )
+    else:
+        out = sparse.csr_matrix(mat.shape, dtype=np.float64)
+    out.sum_duplicates()
+    out.sort_indices()
+    return out
+
+
+def _autocorrelation(kernel: FloatArray) -> FloatArray:
+    """Full 2-D autocorrelation of a small kernel (direct sum; kernels are a few pixels wide)."""
+    kr, kc = kernel.shape
+    out = np.zeros((2 * kr - 1, 2 * kc - 1))
+    for i in range(kr):
+        for j in range(kc):
+            out[i : i + kr, j : j + kc] += kernel[i, j] * kernel[::-1, ::-1]
+    return out
+
+
+def _pair_sums(
+    coverage: sparse.csr_matrix, table: FloatArray, shape: tuple[int, int]
+) -> FloatArray:
+    """Per row ``sum_{p,q} c_p c_q table[dp - dq]`` over the row's coverage entries.
+
+    ``table`` is centred (odd shape); pixel offsets beyond it count 0.
+    """
+    n = coverage.shape[0]
+    w = shape[1]
+    counts = np.diff(coverage.indptr).astype(np.int64)
+    out = np.zeros(n)
+    tr, tc = table.shape
+    for s0 in range(0, n, 512):
+        rows = np.arange(s0, min(n, s0 + 512))
+        cnt = counts[rows]
+        npairs = cnt**2
+        item = np.repeat(rows, npairs)
+        start = np.repeat(np.cumsum(npairs) - npairs, npairs)
+        local = np.arange(int(npairs.sum())) - start
+        c_item = cnt[item - s0]
+        base = coverage.indptr[item]
+        a = base + local // np.maximum(c_item, 1)
+        b = base + local % np.maximum(c_item, 1)
+        pa, pb = coverage.indices[a].astype(np.int64), coverage.indices[b].astype(np.int64)
+        ddr = pa // w - pb // w + tr // 2
+        ddc = pa % w - pb % w + tc // 2
+        ok = (ddr >= 0) & (ddr < tr) & (ddc >= 0) & (ddc < tc)
+        val = np.zeros(len(a))
+        val[ok] = coverage.data[a[ok]] * coverage.data[b[ok]] * table[ddr[ok], ddc[ok]]
+        out[rows] = np.bincount(item - s0, weights=val, minlength=len(rows))
+    return out
+
+
+def psf_model(coverage: sparse.csr_matrix, shape: tuple[int, int], kernel: FloatArray) -> PsfModel:
+    """Expected pixel footprints of every roof, their normal matrix and noise factors.
+
+    Parameters
+    ----------
+    coverage : scipy.sparse.csr_matrix
+        Buildings x pixels exact coverage (:func:`coverage_matrix`).
+    shape : tuple of int
+        Grid (height, width).
+    kernel : numpy.ndarray
+        Effective PSF on the grid (:func:`psf_kernel`).
+
+    Returns
+    -------
+    PsfModel
+
+    Notes
+    -----
+    ``f_i = coverage_i * kernel`` is the discretised (30 m quadrature) convolution of the roof
+    outline with the PSF: a roof ``e`` kelvin warmer than its surroundings adds ``e f_i(p)`` to
+    pixel ``p``. The noise factor uses the correlation ``K = (k * k~) / (k * k~)(0)`` of a
+    background texture blurred by the same PSF: ``f^T K f = sum c_p c_q (A * A)(p - q) / A(0)``
+    and ``f^T f = sum c_p c_q A(p - q)`` with ``A = k * k~``, computed from coverage pairs.
+    """
+    n = coverage.shape[0]
+    fp = _convolve_rows(coverage, kernel, shape)
+    pixels = np.unique(fp.indices).astype(np.int64)
+    compact = sparse.csr_matrix(
+        (fp.data, np.searchsorted(pixels, fp.indices), fp.indptr), shape=(n, len(pixels))
+    )
+    pos = compact.copy()
+    pos.data = np.maximum(pos.data, 0.0)
+    pos.eliminate_zeros()
+    gram = (compact @ compact.T).tocsr()
+    gram.sort_indices()
+    acorr = _autocorrelation(kernel)
+    acorr2 = _autocorrelation(acorr) / acorr[acorr.shape[0] // 2, acorr.shape[1] // 2]
+    ftf = _pair_sums(coverage, acorr, shape)
+    ftkf = _pair_sums(coverage, acorr2, shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(ftf > 0, ftkf / ftf, np.nan)
+    n_comp, labels = connected_components(gram, directed=False)
+    order = np.argsort(labels, kind="stable")
+    sizes = np.bincount(labels, minlength=n_comp)
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    components = [
+        order[bounds[c] : bounds[c + 1]].astype(np.int64) for c in np.flatnonzero(sizes > 1)
+    ]
+    return PsfModel(
+        kernel=kernel,
+        pixels=pixels,
+        footprint=compact,
+        footprint_csc=compact.tocsc(),
+        background_weights_t=pos.T.tocsr(),
+        gram=gram,
+        noise_factor=factor,
+        components=components,
+    )
+
+
+def psf_excess(
+    model: PsfModel,
+    kelvin_flat: FloatArray,
+    valid_flat: npt.NDArray[np.bool_] | None,
+    background_k: FloatArray,
+    spread_k: FloatArray,
+    background_se_k: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Roof excess over background of every building of a scene, solved jointly.
+
+    Model: ``T_p - B_p = sum_i e_i f_i(p) + noise`` over the valid pixels where any roof's
+    footprint ``f`` is non-zero, ``B_p`` the ``max(f, 0)``-weighted mean of the ring medians of
+    the roofs reaching pixel ``p``. Least squares (the matched filter of the linear model [8]_;
+    the generalised least-squares solution for uncorrelated pixels) over all buildings at once:
+    ``(F W F^T) e = F W (T - B)``, ``W`` the validity, solved per connected group of roofs that
+    share pixels, so a hot neighbour's spill-over is attributed to the neighbour.
+
+    Parameters
+    ----------
+    model : PsfModel
+        Footprints of the grid.
+    kelvin_flat : numpy.ndarray
+        Flattened temperatures, K.
+    valid_flat : numpy.ndarray of bool, optional
+        Flattened validity.
+    background_k : numpy.ndarray
+        Ring median per building, K (NaN when unknown).
+    spread_k : numpy.ndarray
+        Robust per-pixel spread of the background around it (1.4826 MAD of the ring), K.
+    background_se_k : numpy.ndarray
+        Standard error of each ring median, K.
+
+    Returns
+    -------
+    excess_k, excess_sigma_k : numpy.ndarray
+        Roof excess, K, and its 1-sigma uncertainty
+        ``sqrt(s_i^2 q_i (A^-1)_ii + (h_i se_i)^2)``: ``s_i`` the ring spread, ``q_i`` the
+        correlation factor of :class:`PsfModel`, ``A`` the normal matrix, ``h_i`` the response of
+        ``e_i`` to a one-kelvin error of the background (sandwich covariance [8]_).
+    """
+    n = model.gram.shape[0]
+    f = model.footprint
+    tv = kelvin_flat[model.pixels].astype(np.float64)
+    ok = np.isfinite(tv)
+    if valid_flat is not None:
+        ok &= valid_flat[model.pixels]
+    has_bg = np.isfinite(background_k)
+    num = model.background_weights_t @ np.where(has_bg, background_k, 0.0)
+    den = model.background_weights_t @ has_bg.astype(np.float64)
+    ok &= den > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(ok, tv - num / den, 0.0)
+    okf = ok.astype(np.float64)
+    rhs = np.column_stack([f @ y, f @ okf])
+    gram = model.gram
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        fb = model.footprint_csc[:, bad]
+        gram = (gram - (fb @ fb.T)).tocsr()
+    diag = gram.diagonal()
+    full_diag = model.gram.diagonal()
+    sol = np.full((n, 2), np.nan)
+    inv_diag = np.full(n, np.nan)
+    ridge = _RIDGE * np.maximum(full_diag, 1e-12)
+    in_comp = np.zeros(n, dtype=bool)
+    for idx in model.components:
+        in_comp[idx] = True
+        block = gram[idx][:, idx].toarray()
+        block[np.diag_indices_from(block)] += ridge[idx]
+        try:
+            inv = np.linalg.inv(block)
+        except np.linalg.LinAlgError:
+            continue
+        sol[idx] = inv @ rhs[idx]
+        inv_diag[idx] = np.diag(inv)
+    single = ~in_comp
+    d = diag[single] + ridge[single]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sol[single] = rhs[single] / d[:, None]
+        inv_diag[single] = 1.0 / d
+    usable = diag > 1e-6 * np.maximum(full_diag, 1e-12)
+    excess = np.where(usable & has_bg, sol[:, 0], np.nan)
+    with np.errstate(invalid="ignore"):
+        var = spread_k**2 * model.noise_factor * inv_diag + (sol[:, 1] * background_se_k) ** 2
+    sigma = np.where(np.isfinite(excess), np.sqrt(np.maximum(var, 0.0)), np.nan)
+    return excess, sigma
+
+
 def zonal_weights(
     geometries: Any,
     transform: Affine,
@@ -411,8 +825,11 @@ def zonal_weights(
     ring_inner_m: float = 60.0,
     ring_outer_m: float = 200.0,
     exclusion_margin_m: float = 30.0,
+    native_pixel_m: float | None = DEFAULT_NATIVE_PIXEL_M,
+    psf_fwhm_native: float = DEFAULT_PSF_FWHM_NATIVE,
+    resampling: str | None = "cubic",
 ) -> ZonalWeights:
-    """Coverage and ring matrices of footprints on a pixel grid (the per-grid, cacheable part).
+    """Coverage, ring and PSF matrices of footprints on a pixel grid (the per-grid, cacheable part).
 
     Parameters
     ----------
@@ -424,6 +841,13 @@ def zonal_weights(
         Grid (height, width).
     ring_inner_m, ring_outer_m, exclusion_margin_m : float
         See :func:`ring_matrix`.
+    native_pixel_m : float or None
+        Native sample spacing of the thermal band in CRS units (100 m TIRS, 60 m ETM+, 120 m TM);
+        None skips the PSF model (``excess_k`` is then NaN).
+    psf_fwhm_native : float
+        System PSF FWHM in native samples (:func:`psf_kernel`).
+    resampling : {"cubic", "bilinear", "nearest", None}
+        Resampling from the native lattice to the grid (Landsat Level-1: cubic convolution).
 
     Returns
     -------
@@ -448,6 +872,10 @@ def zonal_weights(
     compact_sq = compact.copy()
     compact_sq.data = compact_sq.data**2
     ring_rows = np.repeat(np.arange(len(geoms), dtype=np.int32), np.diff(ring.indptr))
+    psf = None
+    if native_pixel_m is not None and cov.shape[0] > 0 and shape[0] * shape[1] > 0:
+        kernel = psf_kernel(transform, native_pixel_m, psf_fwhm_native, resampling)
+        psf = psf_model(cov, shape, kernel)
     logger.debug(
         "zonal weights: %d buildings, grid %s, %d coverage and %d ring entries",
         len(geoms),
@@ -465,6 +893,7 @@ def zonal_weights(
         coverage_compact=compact,
         coverage_sq_compact=compact_sq,
         ring_rows=ring_rows,
+        psf=psf,
     )
 
 
@@ -553,7 +982,11 @@ def zonal_statistics(
           neighbouring pixels are correlated and both terms are lower bounds;
         - ``cover_px``: footprint area in pixels (whatever the validity);
         - ``valid_fraction`` = valid coverage / cover_px (0 when nothing is covered);
-        - ``ring_valid_px``: number of valid ring pixels.
+        - ``ring_valid_px``: number of valid ring pixels;
+        - ``excess_k``, ``excess_sigma_k``: the roof's own temperature excess over its background,
+          estimated with the PSF (:func:`psf_excess`, NaN without a PSF model), and its 1-sigma
+          uncertainty. Unlike ``contrast_k`` it is not diluted by the sub-pixel size of the roof
+          nor by the spill of a hot neighbour.
     """
     h, w = weights.shape
     temp = np.asarray(kelvin)
@@ -629,6 +1062,15 @@ def zonal_statistics(
     contrast = t_roof - med
     sigma = np.sqrt(s_roof**2 + s_bg**2)
     bad = (valid_fraction < min_valid_fraction) | (counts < min_ring_px) | (sum_w <= 0)
+    if weights.psf is not None:
+        # per-pixel spread of the background: ring MAD, never below the median pixel noise
+        noise = float(np.median(sv)) if len(sv) else nedt_k
+        spread = np.maximum(np.nan_to_num(MAD_TO_SIGMA * mad, nan=noise), noise)
+        excess, excess_sigma = psf_excess(
+            weights.psf, t_flat, v_flat, np.where(bad, np.nan, med), spread, s_bg
+        )
+    else:
+        excess = excess_sigma = np.full(n, np.nan)
     out: dict[str, FloatArray] = {
         "t_roof_k": t_roof,
         "t_roof_max_k": t_max,
@@ -636,6 +1078,8 @@ def zonal_statistics(
         "t_background_iqr_k": iqr,
         "contrast_k": contrast,
         "sigma_k": sigma,
+        "excess_k": excess,
+        "excess_sigma_k": excess_sigma,
     }
     for key in out:
         out[key] = np.where(bad, np.nan, out[key])

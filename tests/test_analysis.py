@@ -74,8 +74,14 @@ def test_statuses_and_newly_active(story: pd.DataFrame) -> None:
     ]
     tr = a.transitions(since="2016-03-01")
     new = tr.loc[tr["to_status"] == "active"]
-    assert sorted(new["building_id"]) == ["f00", "f01"]  # the single hot scene of "blip" is not one
-    assert (new["date"] >= START_ON).all()
+    restarts = new.loc[new["building_id"].isin(["f00", "f01"])]
+    assert sorted(restarts["building_id"]) == ["f00", "f01"]
+    assert (restarts["date"] >= START_ON).all()
+    # the single hot scene of "blip" is no alert; false alerts in ~10 years x 14 idle buildings
+    # stay within the 0.02 per building-year budget of the accumulated test
+    false = new.loc[~new["building_id"].isin(["f00", "f01"])]
+    assert "blip" not in set(false["building_id"])
+    assert len(false) <= 2
     assert list(tr.columns) == [
         "building_id",
         "date",
@@ -130,3 +136,18 @@ def test_duplicates_dropped(story: pd.DataFrame) -> None:
     sub = story.loc[story["acquired"] < "2017-01-01"]
     a = kt.analyze(pd.concat([sub, sub.tail(5)]), baseline="2016-03-01:2016-12-31")
     assert len(a.observations) == len(sub)
+
+
+def test_signal_choice_and_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    from kaesong_thermal.analysis import choose_signal
+
+    obs = pd.DataFrame({"contrast_k": [1.0, 2.0, np.nan], "excess_k": [3.0, 4.0, np.nan]})
+    assert choose_signal(obs, "auto") == "excess_k"
+    assert choose_signal(obs, "contrast_k") == "contrast_k"
+    partly = obs.assign(excess_k=[3.0, np.nan, np.nan])  # e.g. a store migrated from v1
+    with caplog.at_level("WARNING"):
+        assert choose_signal(partly, "auto") == "contrast_k"
+    assert "excess_k is missing for 1 of 2" in caplog.text
+    assert choose_signal(obs.drop(columns="excess_k"), "auto") == "contrast_k"
+    with pytest.raises(AnalysisError, match="signal column 'nope'"):
+        choose_signal(obs, "nope")

@@ -191,3 +191,23 @@ def test_params_are_used() -> None:
         _table(noise=0.01), "2016-01-01:2020-12-31", AnomalyParams(sigma_floor_k=1.5)
     )
     assert a["baseline_sigma_k"].min() >= 1.5
+
+
+def test_loo_weighted_median_hand_computed() -> None:
+    from kaesong_thermal.anomaly import loo_group_weighted_median
+
+    codes = np.array([0, 0, 0, 0, 1])
+    values = np.array([1.0, 2.0, 10.0, 3.0, 7.0])
+    pool = np.array([True, True, True, False, True])
+    # weights: the 10 K member is noisy (weight 0.01)
+    weights = np.array([1.0, 1.0, 0.01, 1.0, 1.0])
+    out = loo_group_weighted_median(codes, values, pool, weights)
+    # row 0: others {2 (w 1), 10 (w 0.01)} -> half of 1.01 reached at 2
+    # row 1: others {1 (w 1), 10 (w 0.01)} -> 1
+    # row 2: others {1, 2} equal weights -> lower median 1
+    # row 3 (not in pool): all {1, 2, 10} -> cumulative 1, 2, 2.01 >= 1.005 at 2
+    # row 4: alone in its group -> NaN
+    np.testing.assert_allclose(out, [2.0, 1.0, 1.0, 2.0, np.nan])
+    # equal weights and an odd number of others: the ordinary leave-one-out median
+    eq = loo_group_weighted_median(codes[:4], values[:4], np.ones(4, bool), np.ones(4))
+    np.testing.assert_allclose(eq, loo_group_median(codes[:4], values[:4], np.ones(4, bool)))

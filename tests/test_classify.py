@@ -58,7 +58,7 @@ def test_observation_states_thresholds() -> None:
 def test_two_of_three_with_hysteresis() -> None:
     obs = _obs(Z)
     obs["state"] = observation_states(obs)
-    tl = status_timeline(obs)
+    tl = status_timeline(obs, ClassifyParams(accumulate=0))  # the per-scene rule alone
     # the no-data row is skipped; one hot scene (row 2) is only a candidate
     assert tl["status"].tolist() == [
         "uncertain",
@@ -78,7 +78,7 @@ def test_two_of_three_with_hysteresis() -> None:
 def test_transitions_with_evidence() -> None:
     obs = _obs(Z)
     obs["state"] = observation_states(obs)
-    tl = status_timeline(obs)
+    tl = status_timeline(obs, ClassifyParams(accumulate=0))  # the per-scene rule alone
     tr = transitions_from(tl, obs)
     assert tr[["from_status", "to_status", "scene_id"]].values.tolist() == [
         ["uncertain", "idle", "a1"],
@@ -123,3 +123,52 @@ def test_bad_params_raise() -> None:
         ClassifyParams(window=3, need=1)
     with pytest.raises(AnalysisError):
         ClassifyParams(z_active=2.0, z_idle=3.0)
+
+
+def test_accumulated_z_hand_computed() -> None:
+    from kaesong_thermal.classify import accumulated_z
+
+    z = np.array([1.0, 2.0, 3.0, 0.5, 1.0])
+    start = np.array([0, 0, 0, 3, 3])  # two buildings: rows 0-2 and 3-4
+    out = accumulated_z(z, start, 3)
+    assert np.isnan(out[0]) and np.isnan(out[3])  # first scene of each building
+    assert out[1] == pytest.approx(3.0 / np.sqrt(2))
+    assert out[2] == pytest.approx(6.0 / np.sqrt(3))
+    assert out[4] == pytest.approx(1.5 / np.sqrt(2))
+    assert np.isnan(accumulated_z(z, start, 1)).all()
+
+
+def test_persistent_moderate_excess_is_caught_by_accumulation_only() -> None:
+    # z = 1.4 in every scene: "idle" per scene (< 1.5), yet Z_6 = 1.4 sqrt(6) = 3.43 reaches the
+    # threshold of a building with 10 valid scenes a year: max(3, Phi^-1(1 - 0.005 / 10)) = 3.29
+    n = 10
+    obs = pd.DataFrame(
+        {
+            "building_id": ["b"] * n,
+            "scene_id": [f"s{i}" for i in range(n)],
+            "acquired": pd.date_range("2020-01-01", periods=n, freq="16D", tz="UTC"),
+            "valid": True,
+            "z": 1.4,
+            "anomaly_k": 0.6,
+        }
+    )
+    obs["state"] = observation_states(obs)
+    assert set(obs["state"]) == {"idle"}
+    off = status_timeline(obs, ClassifyParams(accumulate=0))
+    assert off["status"].tolist() == ["uncertain"] + ["idle"] * (n - 1)
+    on = status_timeline(obs, ClassifyParams())
+    # Z_5 = 3.13 < 3.29 <= Z_6: over the threshold from the 6th scene, active on the 7th
+    # (two consecutive scenes)
+    assert on["status"].tolist() == ["uncertain"] * 6 + ["active"] * 4
+    assert on["z_acc"].iloc[5] == pytest.approx(1.4 * np.sqrt(6))
+    # hysteresis: idle scenes (z = -1.0) do not switch it off while Z_6 >= 1.0
+    tail = obs.copy()
+    tail.loc[7:, "z"] = -1.0
+    tail["state"] = observation_states(tail)
+    t = status_timeline(tail, ClassifyParams())
+    assert t["status"].iloc[6] == "active"
+    z6 = t["z_acc"].to_numpy()
+    for i in range(7, n):
+        expect = "active" if z6[i] >= 1.0 else "idle"
+        assert t["status"].iloc[i] == expect
+    assert t["status"].iloc[-1] == "idle"

@@ -338,3 +338,19 @@ def test_real_scene_reader_window_and_fully_invalid_scene(fixtures_dir: Path) ->
     pixel_area = abs(t.a * t.e)
     assert df.loc["inside", "cover_px"] == pytest.approx(600.0 * 300.0 / pixel_area)
     assert df.loc["outside", "area_m2"] == pytest.approx(1_000_000.0)
+
+
+def test_psf_estimator_is_opt_in() -> None:
+    # a 60 x 60 m roof 5 K warmer than 290 K surroundings: default extraction leaves the PSF
+    # columns NaN (fast path); psf_model=True fills them; the other columns are identical
+    t = grid()
+    kelvin = np.full((30, 30), 290.0)
+    kelvin[14:16, 14:16] = 295.0
+    fp = footprints({"roof": box_px(t, 14, 14, 16, 16)})
+    plain = ex.extract(make_window(kelvin, t), fp)
+    psf = ex.extract(make_window(kelvin, t), fp, psf_model=True)
+    assert plain["excess_k"].isna().all() and plain["excess_sigma_k"].isna().all()
+    assert np.isfinite(psf["excess_k"]).all() and (psf["excess_k"] > 0).all()
+    shared = [c for c in plain.columns if not c.startswith("excess")]
+    pd.testing.assert_frame_equal(plain[shared], psf[shared])
+    assert plain["contrast_k"].iloc[0] == pytest.approx(5.0, abs=1e-4)  # unblurred: all roof

@@ -220,14 +220,15 @@ def test_migration_runs_registered_steps_in_order(
     with Store(db) as st:
         st.add_scene(s, observation_frame(s))
 
-    def to_2(conn: sqlite3.Connection) -> None:
+    def to_next(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE scenes ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, to_2)
+    nxt = SCHEMA_VERSION + 1
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", nxt)
+    monkeypatch.setitem(store_mod.MIGRATIONS, nxt, to_next)
     with Store(db) as st:
-        assert st.schema_version == 2
-        assert st.meta()["schema_version"] == "2"
+        assert st.schema_version == nxt
+        assert st.meta()["schema_version"] == str(nxt)
         cols = [r[1] for r in st._conn.execute("PRAGMA table_info(scenes)")]
         assert cols[-1] == "note"
         assert st.n_observations() == 3  # data kept through the migration
@@ -310,3 +311,36 @@ def test_runs_and_reports(db: Path) -> None:
         rep = st.last_report()
         assert rep is not None and rep["path"] == "out/report.html"
         assert rep["since"] == pd.Timestamp("2025-10-01", tz="UTC")
+
+
+def test_version_1_store_migrates_to_excess_columns(db: Path) -> None:
+    # a store written by schema version 1 (no excess columns) opens, keeps its rows, gains the
+    # PSF-aware excess columns as NULL -> NaN, and accepts new rows that carry them
+    conn = sqlite3.connect(db)
+    with conn:
+        store_mod._migrate_to_1(conn)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(f"PRAGMA application_id = {store_mod.APPLICATION_ID}")
+        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO scenes(scene_id, sensor, level, acquired, thermal_checksum, "
+            "n_observations, ingested) VALUES ('old', 'LC08', 'L2', "
+            "'2015-01-01T02:00:00.000000+00:00', 'x', 1, '2015-01-02T00:00:00.000000+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO observations(scene_id, building_id, contrast_k, ring_valid_px) "
+            "VALUES ('old', 'amos', 1.25, 20)"
+        )
+    conn.close()
+    with Store(db) as st:
+        assert st.schema_version == SCHEMA_VERSION == 2
+        cols = [r[1] for r in st._conn.execute("PRAGMA table_info(observations)")]
+        assert cols[-2:] == ["excess_k", "excess_sigma_k"]
+        obs = st.observations()
+        assert obs.loc[0, "contrast_k"] == 1.25
+        assert np.isnan(obs.loc[0, "excess_k"]) and np.isnan(obs.loc[0, "excess_sigma_k"])
+        s = scene_record(5, "a")
+        frame = observation_frame(s).assign(excess_k=4.5, excess_sigma_k=1.5)
+        st.add_scene(s, frame)
+        new = st.observations(start=s["acquired"])
+        assert (new["excess_k"] == 4.5).all() and (new["excess_sigma_k"] == 1.5).all()

@@ -273,3 +273,72 @@ def test_whole_pixel_shift_changes_nothing(
     )
     for key in zonal.STAT_COLUMNS:
         np.testing.assert_allclose(s1[key], s0[key], rtol=0, atol=1e-7, equal_nan=True)
+
+
+def _psf_scene(polys: list[shapely.Polygon], excess: list[float], shape: tuple[int, int]) -> tuple:
+    """A 290 K scene with each roof's excess blurred by the model PSF (as the estimator assumes)."""
+    w = zonal.zonal_weights(polys, T, shape)
+    assert w.psf is not None
+    img = np.full(shape[0] * shape[1], 290.0)
+    img[w.psf.pixels] += np.asarray(excess) @ w.psf.footprint.toarray()
+    return w, img.reshape(shape)
+
+
+def test_psf_kernel_is_normalised_and_wider_than_the_native_pixel() -> None:
+    k = zonal.psf_kernel(T, native_pixel_m=100.0, fwhm_native=1.05)
+    assert k.shape[0] % 2 == 1 and k.shape == k.shape[::-1]
+    assert k.sum() == pytest.approx(1.0)
+    c = k.shape[0] // 2
+    assert k[c, c] == k.max()
+    np.testing.assert_allclose(k, k[::-1, ::-1])  # symmetric
+    # Gaussian of FWHM 105 m alone: the resampling kernel widens it at half maximum
+    g = zonal.system_psf_1d(np.array([0.0, 52.5]), 100.0, 1.05, resampling=None)
+    assert g[1] / g[0] == pytest.approx(0.5)
+    gc = zonal.system_psf_1d(np.array([0.0, 52.5]), 100.0, 1.05, resampling="cubic")
+    assert gc[1] / gc[0] > 0.5
+    # Keys' kernel: 1 at 0, 0 at whole samples, -0.0625 at 1.5 samples (a = -0.5)
+    np.testing.assert_allclose(zonal.keys_cubic([0.0, 1.0, 2.0, 1.5]), [1.0, 0.0, 0.0, -0.0625])
+
+
+def test_psf_excess_recovers_a_blurred_roof_and_keeps_the_mean() -> None:
+    # a 60 x 60 m roof (0.36 of a native pixel) 5 K warmer than its 290 K surroundings
+    poly = box_px(10, 10, 12, 12)
+    w, kelvin = _psf_scene([poly], [5.0], (24, 24))
+    s = zonal.zonal_statistics(w, kelvin, min_ring_px=1)
+    # contrast_k is the diluted coverage-weighted mean: sum(c f) / sum(c) x 5 K
+    cov = w.coverage[0].toarray().ravel()
+    f_full = np.zeros(24 * 24)
+    f_full[w.psf.pixels] = w.psf.footprint[0].toarray().ravel()
+    assert s["t_roof_k"][0] == pytest.approx(290.0 + 5.0 * (cov @ f_full) / cov.sum(), abs=1e-9)
+    assert s["contrast_k"][0] < 1.5
+    # the PSF estimator undoes the dilution (the ring median is 290 K up to the PSF tail)
+    assert s["excess_k"][0] == pytest.approx(5.0, abs=0.05)
+    assert s["excess_sigma_k"][0] > 0
+
+
+def test_psf_excess_separates_two_adjacent_hot_roofs() -> None:
+    # two 60 x 60 m roofs 75 m apart (edge to edge 15 m), 6 K and 0 K: the cold one's contrast
+    # is raised by its neighbour's spill, the joint estimate gives it back to the neighbour
+    a = box_px(8, 10, 10, 12)
+    b = box_px(10.5, 10, 12.5, 12)
+    w, kelvin = _psf_scene([a, b], [6.0, 0.0], (24, 24))
+    s = zonal.zonal_statistics(w, kelvin, min_ring_px=1)
+    assert s["contrast_k"][1] > 0.4  # leaked heat: 6 K x about 0.08
+    assert s["excess_k"][0] == pytest.approx(6.0, abs=0.1)
+    assert s["excess_k"][1] == pytest.approx(0.0, abs=0.1)
+    assert len(w.psf.components) == 1 and sorted(w.psf.components[0].tolist()) == [0, 1]
+
+
+def test_psf_excess_of_a_clouded_roof_is_nan_and_without_psf_model_nan() -> None:
+    poly = box_px(10, 10, 12, 12)
+    w, kelvin = _psf_scene([poly], [5.0], (24, 24))
+    valid = np.ones((24, 24), bool)
+    valid[9:13, 9:13] = False
+    s = zonal.zonal_statistics(w, kelvin, valid, min_ring_px=1)
+    assert np.isnan(s["excess_k"][0]) and np.isnan(s["excess_sigma_k"][0])
+    w0 = zonal.zonal_weights([poly], T, (24, 24), native_pixel_m=None)
+    s0 = zonal.zonal_statistics(w0, kelvin, min_ring_px=1)
+    assert w0.psf is None and np.isnan(s0["excess_k"][0])
+    assert s0["t_roof_k"][0] == pytest.approx(
+        zonal.zonal_statistics(w, kelvin, min_ring_px=1)["t_roof_k"][0]
+    )

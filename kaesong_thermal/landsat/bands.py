@@ -9,6 +9,14 @@ References
 .. [1] USGS, "Landsat 8-9 OLI/TIRS Collection 2 Level 1 Data Format Control Book", LSDS-1822.
 .. [2] USGS, "Landsat 8-9 Collection 2 Level 2 Science Product Guide", LSDS-1619.
 .. [3] USGS, "Landsat 4-7 Collection 2 Level 2 Science Product Guide", LSDS-1618.
+.. [4] B. N. Wenny et al., "Pre- and post-launch spatial quality of the Landsat 8 Thermal Infrared
+   Sensor", Remote Sens. 7(2), 1962-1980, 2015; R. Eon et al., "Landsat 9 Thermal Infrared
+   Sensor-2 (TIRS-2) pre- and post-launch spatial response performance", Remote Sens. 16(6),
+   1065, 2024 (TIRS and TIRS-2 edge responses, consistent with each other).
+.. [5] B. L. Markham, "The Landsat sensors' spatial responses", IEEE Trans. Geosci. Remote Sens.
+   GE-23(6), 864-875, 1985 (TM line spread functions; band 6 sampled at 120 m).
+.. [6] USGS, "Landsat 7 (L7) Data Users Handbook", LSDS-1927 (ETM+ band 6 sampled at 60 m,
+   delivered at 30 m after cubic-convolution resampling).
 """
 
 from __future__ import annotations
@@ -57,4 +65,18 @@ SPACECRAFT_TO_SENSOR = {
     "LANDSAT_7": "LE07",
     "LANDSAT_8": "LC08",
     "LANDSAT_9": "LC09",
+}
+
+
+#: Full width at half maximum of the thermal band's system point spread function (detector
+#: footprint, optics and image motion together), in native samples, used by the PSF-aware roof
+#: excess estimator (``kaesong_thermal.zonal.psf_kernel``) [4]_ [5]_ [6]_. Every delivered
+#: product is resampled from the native lattice to 30 m by cubic convolution, which the estimator
+#: adds on top.
+THERMAL_PSF_FWHM_NATIVE: dict[str, float] = {
+    "LC08": 1.05,
+    "LC09": 1.05,
+    "LE07": 1.0,
+    "LT05": 1.0,
+    "LT04": 1.0,
 }
