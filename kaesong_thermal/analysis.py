@@ -59,7 +59,8 @@ class Analysis:
     ----------
     observations : pandas.DataFrame
         Input columns plus ``valid, scene_effect_k, residual_k, baseline_k, baseline_sigma_k,
-        anomaly_k, z, baseline_method, state``, sorted by ``building_id, acquired``.
+        anomaly_k, z, baseline_method, stratum, state``, sorted by ``building_id, acquired``
+        (``stratum``: processing level and instrument family, each with its own baseline).
     params : dict
         Every threshold used (baseline included).
     """
@@ -162,11 +163,109 @@ def choose_signal(observations: pd.DataFrame, signal: str = "auto") -> str:
     return "contrast_k"
 
 
+#: Thermal instrument family of each sensor code: TM (Landsat 4/5, 120 m native) and ETM+
+#: (Landsat 7, 60 m) on one side, TIRS (Landsat 8/9, 100 m) on the other.  A roof is diluted
+#: into its pixels differently by each, so their contrasts get separate baselines.
+SENSOR_FAMILY: dict[str, str] = {
+    "LT04": "TM/ETM+",
+    "LT05": "TM/ETM+",
+    "LE07": "TM/ETM+",
+    "LC08": "TIRS",
+    "LC09": "TIRS",
+}
+#: Two products of one sensor acquired within this time are the same acquisition (an L1 and an
+#: L2 product of a scene carry the same scene-centre time; different passes are days apart).
+SAME_ACQUISITION = pd.Timedelta(minutes=5)
+LEVEL_RULES = ("separate", "l2-only")
+
+
+def _level(obs: pd.DataFrame) -> pd.Series:
+    """``L1`` / ``L2`` per row (``L2`` when the column is absent: the extractor's default)."""
+    if "level" not in obs.columns:
+        return pd.Series("L2", index=obs.index, dtype=object)
+    return obs["level"].astype(str).str.strip().str.upper()
+
+
+def drop_level1_duplicates(observations: pd.DataFrame) -> pd.DataFrame:
+    """Drop L1 rows whose acquisition is also present as L2 (same building and sensor).
+
+    An L1 and an L2 product of the same acquisition (same sensor, acquisition times within
+    :data:`SAME_ACQUISITION`) measure the same roof at the same moment; the L2 surface
+    temperature is kept (atmospherically corrected, with a per-pixel uncertainty) and the L1
+    at-sensor brightness temperature dropped, as the design prefers L2 when both exist [1]_.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Rows with ``building_id, acquired`` and, when present, ``sensor, level``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows kept (original index and order).
+
+    References
+    ----------
+    .. [1] U.S. Geological Survey (2022). *Landsat 8-9 Collection 2 Level 2 Science Product
+       Guide*, LSDS-1619 (surface temperature from the Level-1 thermal band).
+    """
+    level = _level(observations)
+    is1 = (level == "L1").to_numpy()
+    is2 = (level == "L2").to_numpy()
+    if not is1.any() or not is2.any():
+        return observations
+    keys = ["building_id"] + (["sensor"] if "sensor" in observations.columns else [])
+    frame = observations[keys].copy()
+    frame["acquired"] = pd.to_datetime(observations["acquired"], utc=True)
+    frame["_pos"] = np.arange(len(frame))
+    for key in keys:
+        frame[key] = frame[key].astype(str)
+    left = frame.loc[is1].sort_values("acquired")
+    right = frame.loc[is2, [*keys, "acquired"]].sort_values("acquired")
+    right["_l2"] = True
+    matched = pd.merge_asof(
+        left, right, on="acquired", by=keys, tolerance=SAME_ACQUISITION, direction="nearest"
+    )
+    drop = matched.loc[matched["_l2"].eq(True), "_pos"].to_numpy(dtype=np.int64)
+    if drop.size == 0:
+        return observations
+    keep = np.ones(len(observations), bool)
+    keep[drop] = False
+    logger.info(
+        "analyze: %d L1 observation(s) dropped: the same acquisitions are present as L2",
+        int(drop.size),
+    )
+    return observations.loc[keep]
+
+
+def strata(observations: pd.DataFrame) -> pd.Series:
+    """Processing level and thermal instrument family of each row, e.g. ``"L2 TIRS"``.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Rows with, when present, ``level`` and ``sensor``.
+
+    Returns
+    -------
+    pandas.Series
+        One label per row (same index); an unknown sensor code keeps its own code as family.
+    """
+    level = _level(observations)
+    if "sensor" in observations.columns:
+        code = observations["sensor"].astype(str).str.strip().str.upper()
+        family = code.map(lambda c: SENSOR_FAMILY.get(c, c))
+    else:
+        family = pd.Series("TIRS", index=observations.index, dtype=object)
+    return level + " " + family
+
+
 def analyze(
     observations: pd.DataFrame,
     baseline: str | None = DEFAULT_BASELINE,
     *,
     signal: str = "contrast_k",
+    levels: str = "separate",
     **thresholds: Any,
 ) -> Analysis:
     """Anomalies, states, statuses and transitions for a table of observations.
@@ -187,10 +286,21 @@ def analyze(
         uncertainty column is ``sigma_k`` / ``excess_sigma_k``. ``contrast_k`` stays the default
         because on the tuning seeds ``excess_k`` separated active from idle scenes no better and
         made the scene effect noisier (``docs/method.md``).
+    levels : str
+        How L1 and L2 and the two thermal instrument families are combined.  Always: an L1
+        observation whose acquisition is also present as L2 is dropped
+        (:func:`drop_level1_duplicates`, logged).  ``"separate"`` (default): every stratum of
+        processing level x instrument family (:func:`strata`: L1 at-sensor brightness
+        temperature vs L2 surface temperature, whose contrasts differ by the atmosphere's
+        attenuation; TM/ETM+ vs TIRS, whose pixels dilute a roof differently) is analysed
+        against its own scene effects and its own baselines and spreads, so that only the
+        standardised ``z`` and the states are merged into one series per building; a stratum
+        with too few scenes in the baseline period uses the ``auto`` baseline, as any building
+        does.  ``"l2-only"``: L1 rows are excluded (with a warning) when any L2 row exists.
     **thresholds
         Any field of :class:`kaesong_thermal.anomaly.AnomalyParams` (``min_valid_fraction,
         min_ring_px, n_iter, pool_z_max, min_pool, min_baseline_scenes, min_seasonal_scenes,
-        sigma_floor_k, auto_clip``) or :class:`kaesong_thermal.classify.ClassifyParams`
+        sigma_floor_k, auto_clip, weighted_scene_effect, idle_regression, ridge_scenes``) or :class:`kaesong_thermal.classify.ClassifyParams`
         (``z_active, z_idle, min_anomaly_k, window, need, stale_days``).
 
     Returns
@@ -221,15 +331,56 @@ def analyze(
         if dup.any():
             logger.warning("analyze: %d duplicate (building, scene) rows dropped", int(dup.sum()))
             obs = obs.loc[~dup]
+    if levels not in LEVEL_RULES:
+        raise AnalysisError(f"analyze: levels={levels!r}: expected one of {', '.join(LEVEL_RULES)}")
+    if "acquired" in obs.columns and "building_id" in obs.columns:
+        obs = drop_level1_duplicates(obs)
+        if levels == "l2-only":
+            lvl = _level(obs)
+            if (lvl == "L2").any() and (lvl == "L1").any():
+                logger.warning(
+                    "analyze: %d L1 observation(s) excluded (levels='l2-only'): brightness "
+                    "temperatures are not comparable with L2 surface temperatures",
+                    int((lvl == "L1").sum()),
+                )
+                obs = obs.loc[(lvl != "L1").to_numpy()]
     column = choose_signal(obs, signal)
-    result = compute_anomalies(
-        obs, baseline, a_params, signal=column, signal_sigma=SIGNALS.get(column)
-    )
+    stratum = strata(obs)
+    labels = sorted(stratum.unique())
+    if len(labels) > 1:
+        logger.info(
+            "analyze: %d strata analysed against their own baselines: %s",
+            len(labels),
+            ", ".join(f"{lab} ({int((stratum == lab).sum())} rows)" for lab in labels),
+        )
+    parts = []
+    for lab in labels:
+        part = compute_anomalies(
+            obs.loc[(stratum == lab).to_numpy()],
+            baseline,
+            a_params,
+            signal=column,
+            signal_sigma=SIGNALS.get(column),
+        )
+        part["stratum"] = lab
+        parts.append(part)
+    if len(parts) == 1:
+        result = parts[0]
+    elif parts:
+        result = pd.concat(parts, ignore_index=True)
+        result = result.sort_values(["building_id", "acquired"], kind="stable")
+        result = result.reset_index(drop=True)
+    else:
+        result = compute_anomalies(
+            obs, baseline, a_params, signal=column, signal_sigma=SIGNALS.get(column)
+        )
+        result["stratum"] = pd.Series(dtype=object)
     result["state"] = observation_states(result, c_params)
     timeline = status_timeline(result, c_params)
     params: dict[str, Any] = {
         "baseline": baseline if baseline is not None else "auto",
         "signal": column,
+        "levels": levels,
     }
     params.update(dataclasses.asdict(a_params))
     params.update(dataclasses.asdict(c_params))

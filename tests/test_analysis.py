@@ -151,3 +151,135 @@ def test_signal_choice_and_fallback(caplog: pytest.LogCaptureFixture) -> None:
     assert choose_signal(obs.drop(columns="excess_k"), "auto") == "contrast_k"
     with pytest.raises(AnalysisError, match="signal column 'nope'"):
         choose_signal(obs, "nope")
+
+
+def _two_strata(second: tuple[str, str], scale: float, shift_k: float) -> pd.DataFrame:
+    """Six idle buildings seen by L2 TIRS scenes and by a second (level, sensor) stratum whose
+    contrasts are ``scale`` x the roof offsets plus ``shift_k`` (atmosphere or coarser pixels)."""
+    rng = np.random.default_rng(7)
+    offsets = np.array([-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+    rows = []
+    dates = pd.date_range("2016-01-05 02:10", "2021-12-31", freq="8D", tz="UTC")
+    for k, d in enumerate(dates):
+        level, sensor = ("L2", "LC08") if k % 2 == 0 else second
+        f = 1.0 if k % 2 == 0 else scale
+        effect = rng.normal(0.0, 1.0)
+        for i, o in enumerate(offsets):
+            rows.append(
+                {
+                    "building_id": f"b{i}",
+                    "scene_id": f"{sensor}_{level}_{k:04d}",
+                    "acquired": d,
+                    "sensor": sensor,
+                    "level": level,
+                    "contrast_k": effect
+                    + f * o
+                    + (0.0 if k % 2 == 0 else shift_k)
+                    + rng.normal(0.0, 0.1),
+                    "sigma_k": 0.1,
+                    "valid_fraction": 1.0,
+                    "ring_valid_px": 40,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("second", "label"), [(("L1", "LC08"), "L1 TIRS"), (("L2", "LE07"), "L2 TM/ETM+")]
+)
+def test_each_level_and_sensor_family_has_its_own_baseline(
+    second: tuple[str, str], label: str
+) -> None:
+    df = _two_strata(second, scale=0.6, shift_k=-1.0)
+    a = kt.analyze(df, baseline="2016-01-01:2021-12-31")
+    obs = a.observations
+    assert set(obs["stratum"]) == {"L2 TIRS", label}
+    base = obs.groupby(["stratum", "building_id"])["baseline_k"].median()
+    # roof-to-roof differences inside a stratum scale with its attenuation: 0.6 x those of L2
+    # (the leave-one-out scene effect absorbs the same share of both, ~10 % of the 5 K range)
+    d_l2 = base["L2 TIRS", "b5"] - base["L2 TIRS", "b0"]
+    d_2 = base[label, "b5"] - base[label, "b0"]
+    assert 4.3 < d_l2 <= 5.0
+    assert d_2 / d_l2 == pytest.approx(0.6, abs=0.05)
+    assert obs["z"].abs().max() < 5.0
+    assert set(a.status()["status"]) == {"idle"}
+    # one baseline for both strata (what "separate" avoids): the warmest roof's residual is
+    # 0.4 x its ~2.2 K offset lower in the attenuated scenes, so its anomaly alternates by ~0.9 K
+    mixed = kt.analyze(df.assign(level="L2", sensor="LC08"), baseline="2016-01-01:2021-12-31")
+
+    def gap(o: pd.DataFrame) -> float:
+        b5 = o.loc[o["building_id"] == "b5"]
+        in_l2 = b5["scene_id"].str.startswith("LC08_L2").to_numpy()
+        return float(b5.loc[in_l2, "anomaly_k"].median() - b5.loc[~in_l2, "anomaly_k"].median())
+
+    assert (
+        gap(
+            mixed.observations.assign(
+                scene_id=df.sort_values(["building_id", "acquired"], kind="stable")[
+                    "scene_id"
+                ].to_numpy()
+            )
+        )
+        > 0.7
+    )
+    assert abs(gap(obs)) < 0.1
+
+
+def test_level1_duplicate_of_a_level2_acquisition_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kaesong_thermal.analysis import drop_level1_duplicates
+
+    t = pd.Timestamp("2020-05-01 02:10:20", tz="UTC")
+    obs = pd.DataFrame(
+        {
+            "building_id": ["a", "a", "a", "a", "b", "a"],
+            "scene_id": ["L2-1", "L1-1", "L1-9", "L1-2", "L1-1", "L1-3"],
+            "acquired": [
+                t,
+                t + pd.Timedelta(seconds=30),
+                t,
+                t + pd.Timedelta(days=16),
+                t,
+                t + pd.Timedelta(minutes=6),
+            ],
+            "sensor": ["LC08", "LC08", "LC09", "LC08", "LC08", "LC08"],
+            "level": ["L2", "L1", "L1", "L1", "L1", "L1"],
+        }
+    )
+    with caplog.at_level("INFO", logger="kaesong_thermal.analysis"):
+        kept = drop_level1_duplicates(obs)
+    # dropped: L1-1 of building a (same sensor, 30 s apart). Kept: another sensor (L1-9),
+    # another date (L1-2), a building without the L2 row (b), 6 minutes apart (L1-3)
+    assert kept["scene_id"].tolist() == ["L2-1", "L1-9", "L1-2", "L1-1", "L1-3"]
+    assert kept["building_id"].tolist() == ["a", "a", "a", "b", "a"]
+    assert "1 L1 observation(s) dropped" in caplog.text
+    assert drop_level1_duplicates(obs.assign(level="L2")) is not None
+    assert len(drop_level1_duplicates(obs.assign(level="L2"))) == 6
+
+
+def test_levels_l2_only_excludes_level1_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df = _two_strata(("L1", "LC08"), scale=0.6, shift_k=-1.0)
+    with caplog.at_level("WARNING", logger="kaesong_thermal.analysis"):
+        a = kt.analyze(df, baseline="2016-01-01:2021-12-31", levels="l2-only")
+    n_l1 = int((df["level"] == "L1").sum())
+    assert f"{n_l1} L1 observation(s) excluded" in caplog.text
+    assert set(a.observations["level"]) == {"L2"}
+    assert a.params["levels"] == "l2-only"
+    with pytest.raises(AnalysisError, match="levels='both'"):
+        kt.analyze(df, levels="both")
+
+
+def test_strata_labels() -> None:
+    from kaesong_thermal.analysis import strata
+
+    df = pd.DataFrame(
+        {
+            "sensor": ["LC08", "LC09", "LE07", "LT05", "LT04"],
+            "level": ["L2", "l1", "L2", "L1", "L2"],
+        }
+    )
+    assert strata(df).tolist() == ["L2 TIRS", "L1 TIRS", "L2 TM/ETM+", "L1 TM/ETM+", "L2 TM/ETM+"]
+    assert strata(pd.DataFrame({"x": [1]})).tolist() == ["L2 TIRS"]

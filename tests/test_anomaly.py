@@ -211,3 +211,116 @@ def test_loo_weighted_median_hand_computed() -> None:
     # equal weights and an odd number of others: the ordinary leave-one-out median
     eq = loo_group_weighted_median(codes[:4], values[:4], np.ones(4, bool), np.ones(4))
     np.testing.assert_allclose(eq, loo_group_median(codes[:4], values[:4], np.ones(4, bool)))
+
+
+def test_idle_regression_exact_line_and_ridge_shrinkage_hand_computed() -> None:
+    from kaesong_thermal.anomaly import fit_idle_regression
+
+    x = np.array([-1.0, -1.0, 1.0, 1.0])
+    design = np.column_stack([np.ones(4), x])
+    y = 2.0 + 1.0 * x
+    codes = np.zeros(4, dtype=np.int64)
+    use = np.ones(4, bool)
+    fit, coef, _, _, n_fit = fit_idle_regression(codes, design, y, use, 1, ridge_scenes=0.0)
+    np.testing.assert_allclose(coef[0], [2.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(fit, y, atol=1e-9)
+    assert n_fit[0] == 4
+    # ridge of 4 pseudo-scenes on a covariate of variance 1 (mean 0): slope = sum(xy) /
+    # (sum(x^2) + 4 * 1) = 4 / 8 = 0.5, intercept (unpenalised) = mean(y) = 2; the residuals
+    # are all +-0.5, so the robust weights are equal and do not change that
+    _, coef, _, _, _ = fit_idle_regression(codes, design, y, use, 1, ridge_scenes=4.0)
+    np.testing.assert_allclose(coef[0], [2.0, 0.5], atol=1e-9)
+
+
+def test_idle_regression_rejects_outlier_and_inflates_spread_hand_computed() -> None:
+    from kaesong_thermal.anomaly import fit_idle_regression
+
+    x = np.linspace(-2.0, 2.0, 21)
+    y = 1.0 + 0.3 * x
+    y_bad = y.copy()
+    y_bad[5] += 50.0  # an undetected hot scene inside the baseline
+    design = np.column_stack([np.ones(21), x])
+    codes = np.zeros(21, dtype=np.int64)
+    _, coef, _, _, _ = fit_idle_regression(codes, design, y_bad, np.ones(21, bool), 1, 0.0)
+    np.testing.assert_allclose(coef[0], [1.0, 0.3], atol=1e-6)  # bisquare weight 0
+    # intercept only, symmetric residuals -2..2: centre 0, MAD 1, one degree of freedom
+    # -> spread = 1.4826 * 1 * sqrt(5 / (5 - 1)) = 1.65758
+    yy = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    _fit, coef, spread, leverage, _ = fit_idle_regression(
+        np.zeros(5, dtype=np.int64), np.ones((5, 1)), yy, np.ones(5, bool), 1, 5.0
+    )
+    assert coef[0, 0] == pytest.approx(0.0, abs=1e-12)
+    assert spread[0] == pytest.approx(1.4826 * np.sqrt(5 / 4), rel=1e-6)
+    assert (leverage > 1 / 5).all() and (leverage < 1 / 3).all()  # 1 / (sum of weights)
+
+
+def test_idle_regression_groups_and_rows_outside_the_fit() -> None:
+    from kaesong_thermal.anomaly import fit_idle_regression
+
+    x = np.array([0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0, 9.0])
+    codes = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    y = np.where(codes == 0, 1.0 + 2.0 * x, -1.0 - 0.5 * x)
+    use = codes < 2  # group 2 has no baseline row
+    design = np.column_stack([np.ones(9), x])
+    fit, coef, spread, _, n_fit = fit_idle_regression(codes, design, y, use, 3, 0.0)
+    np.testing.assert_allclose(coef[:2], [[1.0, 2.0], [-1.0, -0.5]], atol=1e-9)
+    assert np.isnan(coef[2]).all() and np.isnan(fit[8]) and np.isnan(spread[2])
+    assert n_fit.tolist() == [4.0, 4.0, 0.0]
+
+
+def test_scene_covariates_are_departures_from_the_season() -> None:
+    from kaesong_thermal.anomaly import scene_covariates
+
+    dates = pd.date_range("2016-01-01", "2019-12-31", freq="16D", tz="UTC")
+    doy = dates.day_of_year.to_numpy(dtype=float)
+    bg = 285.0 + 10.0 * np.cos(2 * np.pi * doy / 365.2425)
+    bg[[7, 40]] += 3.0  # two unusually warm days
+    obs = pd.DataFrame(
+        {
+            "t_background_k": np.repeat(bg, 2),
+            # sun elevation a pure function of the day of year: no departure, left out
+            "sun_elevation": np.repeat(50.0 + 20.0 * np.sin(2 * np.pi * doy / 365.2425), 2),
+        }
+    )
+    s_codes = np.repeat(np.arange(dates.size), 2)
+    cov = scene_covariates(
+        obs,
+        s_codes,
+        np.repeat(doy, 2),
+        np.ones(len(obs), bool),
+        np.ones(len(obs), bool),
+        dates.size,
+    )
+    assert list(cov) == ["t_background_k"]
+    expected = np.zeros(dates.size)
+    expected[[7, 40]] = 3.0
+    np.testing.assert_allclose(cov["t_background_k"][::2], expected, atol=1e-6)
+
+
+def test_idle_regression_learns_a_building_s_own_response() -> None:
+    df = _table(n_b=10, noise=0.2, seed=3)
+    scene = df.groupby("scene_id")["contrast_k"].transform("median")
+    one = (df["building_id"] == "b04").to_numpy()
+    # b04 (a light roof) answers the day with beta = 0.3 instead of 1
+    df.loc[one, "contrast_k"] = df.loc[one, "contrast_k"] - 0.7 * scene[one]
+    new = compute_anomalies(df, "2016-01-01:2020-12-31")
+    old = compute_anomalies(df, "2016-01-01:2020-12-31", AnomalyParams(idle_regression=False))
+
+    def spread(a: pd.DataFrame, sel: pd.Series) -> float:
+        x = a.loc[sel, "anomaly_k"].dropna()
+        return float(1.4826 * np.median(np.abs(x - x.median())))
+
+    s_new = spread(new, new["building_id"] == "b04")
+    s_old = spread(old, old["building_id"] == "b04")
+    assert s_old > 1.0  # 0.7 x the 2 K day-to-day swings remains with beta = 1
+    assert s_new < 0.35
+    # the other buildings keep their 0.2 K noise (beta = 1 is their truth)
+    assert spread(new, new["building_id"] != "b04") < 0.3
+    assert spread(new, new["building_id"] != "b04") < 1.1 * spread(old, old["building_id"] != "b04")
+
+
+def test_no_valid_observation_at_all_is_no_data_not_an_error() -> None:
+    df = _table(n_b=4).assign(contrast_k=np.nan, valid_fraction=0.0)
+    a = compute_anomalies(df, "auto")
+    assert (~a["valid"]).all() and a["z"].isna().all()
+    assert set(a["baseline_method"]) == {"none"}
