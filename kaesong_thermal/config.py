@@ -49,9 +49,49 @@ DEFAULT_STORE = "kaesong-thermal.db"
 #: Default idle baseline of Kaesong: closure (Feb 2016) to the end of 2022.
 DEFAULT_BASELINE = "2016-03-01:2022-12-31"
 
-_EXTRACT_KEYS = frozenset(
-    {"ring_inner_m", "ring_outer_m", "exclusion_margin_m", "min_valid_fraction", "min_ring_px"}
-)
+#: ``[extract]`` keys and their type (keyword arguments of ``extract``).
+_EXTRACT_TYPES: dict[str, str] = {
+    "ring_inner_m": "float",
+    "ring_outer_m": "float",
+    "exclusion_margin_m": "float",
+    "min_valid_fraction": "float",
+    "min_ring_px": "int",
+}
+
+
+def _threshold_types() -> dict[str, str]:
+    """``[thresholds]`` keys (fields of the anomaly and classification parameters) -> type."""
+    import dataclasses
+
+    from kaesong_thermal.anomaly import AnomalyParams
+    from kaesong_thermal.classify import ClassifyParams
+
+    return {
+        f.name: f.type if isinstance(f.type, str) else f.type.__name__
+        for params in (AnomalyParams, ClassifyParams)
+        for f in dataclasses.fields(params)
+    }
+
+
+def _check_table(
+    table: str, values: Mapping[str, Any], types: Mapping[str, str], cfg: Path
+) -> None:
+    """Every key of a ``[table]`` known and of its type (int for int, number for float)."""
+    for key, value in values.items():
+        kind = types.get(key)
+        if kind is None:
+            raise ConfigError(
+                f"config {cfg}: unknown [{table}] key {key!r} (known: {', '.join(sorted(types))})"
+            )
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            expected = {"bool": "true or false", "int": "an integer"}.get(kind, "a number")
+            raise ConfigError(f"config {cfg}: [{table}] {key} = {value!r}: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -155,6 +195,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         cfg_path = found
     else:
         cfg_path = Path(path)
+        if cfg_path.is_dir():
+            raise ConfigError(f"config {cfg_path}: is a directory, not a TOML file")
         if not cfg_path.is_file():
             raise ConfigError(f"config {cfg_path}: no such file")
     try:
@@ -162,6 +204,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {cfg_path}: invalid TOML ({exc})") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8: a binary or mis-encoded file
+        raise ConfigError(
+            f"config {cfg_path}: not a UTF-8 text file (byte {exc.start}), not TOML"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"config {cfg_path}: cannot be read ({exc.strerror})") from exc
     logger.debug("configuration read from %s", cfg_path)
@@ -197,12 +243,8 @@ def _from_mapping(data: Mapping[str, Any], cfg_path: Path) -> Config:
         if not isinstance(value, dict):
             raise ConfigError(f"config {cfg_path}: [{key}] must be a table")
         tables[key] = dict(value)
-    bad = sorted(set(tables["extract"]) - _EXTRACT_KEYS)
-    if bad:
-        raise ConfigError(
-            f"config {cfg_path}: unknown [extract] key {bad[0]!r} "
-            f"(known: {', '.join(sorted(_EXTRACT_KEYS))})"
-        )
+    _check_table("thresholds", tables["thresholds"], _threshold_types(), cfg_path)
+    _check_table("extract", tables["extract"], _EXTRACT_TYPES, cfg_path)
     baseline = data.get("baseline", DEFAULT_BASELINE)
     try:
         baseline = parse_baseline(baseline)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from kaesong_thermal.errors import KaesongThermalError
+from kaesong_thermal.errors import ConfigError, KaesongThermalError
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +63,23 @@ def run_demo(
     -------
     DemoResult
         Paths of the outputs, the statuses found and the wall time in seconds.
+
+    Raises
+    ------
+    ConfigError
+        ``start`` after ``end``, or a ``workdir`` that is a file or cannot be created.
     """
     from kaesong_thermal.pipeline import detect
     from kaesong_thermal.report import write_report
     from kaesong_thermal.simulation import simulate
 
     t0 = time.perf_counter()
+    if start > end:
+        raise ConfigError(f"demo: start {start} is after end {end}")
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"workdir {workdir}: exists and is not a directory")
+    # the simulator creates the directory once its options are known to be good
     sim_dir = workdir / "simulation"
     store_path = workdir / "kaesong-thermal.db"
     logger.info("simulating the kaesong scenario %s to %s in %s", start, end, sim_dir)

@@ -39,6 +39,7 @@ import importlib.resources
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -411,6 +412,10 @@ def _load_and_check(
     if path is None:
         path = shipped_footprints_path()
     if isinstance(path, gpd.GeoDataFrame):
+        try:
+            path.geometry  # noqa: B018 - raises when no geometry column is set
+        except AttributeError:
+            raise FootprintError("<GeoDataFrame>: has no active geometry column") from None
         raw = path.copy()
         source, layer_name, events = "<GeoDataFrame>", None, list(path.attrs.get("events", []))
         if id_column not in raw.columns and raw.index.name == id_column:
@@ -418,7 +423,11 @@ def _load_and_check(
         raw = raw.reset_index(drop=True)
         event_problems: list[FootprintProblem] = []
     else:
-        source = str(path)
+        if not isinstance(path, (str, os.PathLike)):
+            raise FootprintError(
+                f"footprints: expected a file path or a GeoDataFrame, not {type(path).__name__}"
+            )
+        source = os.fspath(path)
         raw, layer_name = _read_layer(source, layer)
         events, event_problems = _read_events(source)
     raw = _untruncate_columns(raw, (id_column, *COLUMNS))

@@ -34,7 +34,12 @@ import numpy as np
 import pandas as pd
 
 from kaesong_thermal.config import DEFAULT_BASELINE, DEFAULT_STORE, parse_baseline
-from kaesong_thermal.errors import FootprintError, KaesongThermalError, ProductError
+from kaesong_thermal.errors import (
+    ConfigError,
+    FootprintError,
+    KaesongThermalError,
+    ProductError,
+)
 from kaesong_thermal.store import Store
 
 if TYPE_CHECKING:
@@ -111,7 +116,14 @@ def _products_in_dir(directory: Path, depth: int) -> Iterator[Path]:
     except OSError as exc:
         raise ProductError(f"{directory}: cannot be listed ({exc.strerror})") from exc
     for child in children:
-        if child.is_dir():
+        try:
+            is_dir = child.is_dir()
+        except OSError as exc:  # e.g. a subdirectory without read permission
+            logger.warning(
+                "%s: cannot be read (%s); not searched for products", child, exc.strerror
+            )
+            continue
+        if is_dir:
             own = _products_of_dir(child)
             if own:
                 yield from own
@@ -161,10 +173,13 @@ def discover_products(
     Raises
     ------
     ProductError
-        A glob pattern matches nothing, or a directory holds no product.
+        No item is given, a glob pattern matches nothing, or a directory holds no product.
     """
     if isinstance(items, (str, os.PathLike)):
         items = [items]
+    items = list(items)
+    if not items:
+        raise ProductError("products: none given (expected directories, files, tars or globs)")
     found: list[Path] = []
     seen: set[Path] = set()
     for item in items:
@@ -515,7 +530,9 @@ def detect(
     Raises
     ------
     ProductError
-        An empty glob or a directory without products.
+        No product given, an empty glob or a directory without products.
+    ConfigError
+        ``workers`` below 1, or a malformed ``baseline``.
     FootprintError
         The footprints changed since the store was built and ``reextract`` is False.
     StoreError
@@ -529,6 +546,8 @@ def detect(
     (busy timeout) and a scene stored by the other run is skipped.
     """
     baseline = parse_baseline(baseline)
+    if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+        raise ConfigError(f"workers {workers!r}: expected a positive number of processes")
     paths = [str(p) for p in discover_products(products)]
     fp = _load_footprints(footprints)
     from kaesong_thermal.footprints import footprints_hash
@@ -630,8 +649,11 @@ def _land(
 ) -> str:
     """Store one outcome (one transaction); return what happened to it."""
     if outcome.error is not None or outcome.scene is None:
-        logger.warning("%s: %s (skipped)", outcome.path, outcome.error)
-        failed.append((outcome.path, outcome.error or "unreadable"))
+        message = outcome.error or "unreadable"
+        # the reader's messages name the file already: keep the path once, in its own field
+        message = message.removeprefix(f"{outcome.path}: ")
+        logger.debug("%s: %s (skipped)", outcome.path, message)
+        failed.append((outcome.path, message))
         return "failed"
     sid = str(outcome.scene["scene_id"])
     if outcome.skipped or outcome.observations is None:

@@ -23,6 +23,7 @@ References
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import math
@@ -581,6 +582,33 @@ def _public(facts: Any) -> Any:
     return facts
 
 
+def _write_texts(out: Path, texts: Mapping[Path, str]) -> None:
+    """Write each file through a temporary name and a rename, so none is ever half-written.
+
+    Raises
+    ------
+    KaesongThermalError
+        ``out`` cannot be created or a file in it cannot be written.
+    """
+    tmps: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in texts.items():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmps.append(tmp)
+            tmp.write_text(text, encoding="utf-8")
+        for path, tmp in zip(texts, tmps, strict=True):
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise KaesongThermalError(
+            f"{exc.filename or out}: cannot write the report ({exc.strerror or exc})"
+        ) from exc
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
 def write_report(
     store_or_analysis: Any,
     out_dir: str | os.PathLike[str],
@@ -616,18 +644,25 @@ def write_report(
     ------
     StoreError
         The store cannot be opened or holds no observation.
+    KaesongThermalError
+        ``out_dir`` is a file or cannot be written.
     AnalysisError
         ``since`` is not understood or the analysis lacks required columns.
     """
     from kaesong_thermal.store import Store
 
     out = Path(out_dir)
+    blocker = next((a for a in (out, *out.parents) if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise KaesongThermalError(f"{out}: {blocker} is a file; the report needs a directory")
     store: Any = None
     owns_store = False
     if isinstance(store_or_analysis, (str, os.PathLike)):
         path = Path(store_or_analysis)
+        if path.is_dir():
+            raise StoreError(f"store {path}: is a directory, not a store file")
         if not path.is_file():
-            raise StoreError(f"store {path}: no such file")
+            raise StoreError(f"store {path}: no such file (run `kaesong-thermal detect` first)")
         store = Store(path, create=False)
         owns_store = True
     elif isinstance(store_or_analysis, Store):
@@ -659,14 +694,13 @@ def write_report(
             synthetic=synthetic,
             store_path=None if store is None else str(store.path),
         )
-        out.mkdir(parents=True, exist_ok=True)
         html_path, md_path, json_path = out / "report.html", out / "report.md", out / "report.json"
-        html_path.write_text(render_html(facts), encoding="utf-8")
-        md_path.write_text(render_markdown(facts), encoding="utf-8")
-        json_path.write_text(
-            json.dumps(_jsonable(_public(facts)), indent=2, ensure_ascii=False) + "\n",
-            encoding="utf-8",
-        )
+        texts = {
+            html_path: render_html(facts),
+            md_path: render_markdown(facts),
+            json_path: json.dumps(_jsonable(_public(facts)), indent=2, ensure_ascii=False) + "\n",
+        }
+        _write_texts(out, texts)
         report_id = None
         if store is not None:
             report_id = store.record_report(html_path, as_of=facts["as_of"], since=facts["since"])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from typing import Any
+
+from .detect import _positive_int
+from .simulate import iso_date
 
 
 def register(subparsers: Any) -> None:
@@ -20,16 +22,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--workdir", default="demo-output", help="output directory (default: %(default)s)"
     )
-    parser.add_argument(
-        "--start", type=date.fromisoformat, default=None, help="first date (YYYY-MM-DD)"
-    )
-    parser.add_argument(
-        "--end", type=date.fromisoformat, default=None, help="last date (YYYY-MM-DD)"
-    )
+    parser.add_argument("--start", type=iso_date, default=None, help="first date (YYYY-MM-DD)")
+    parser.add_argument("--end", type=iso_date, default=None, help="last date (YYYY-MM-DD)")
     parser.add_argument(
         "--seed", type=int, default=2016, help="simulator seed (default: %(default)s)"
     )
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=None, help="processes (default: all cores)"
+    )
     parser.set_defaults(func=run)
 
 

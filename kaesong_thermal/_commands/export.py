@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from kaesong_thermal.errors import EXIT_OK, EXIT_USAGE_ERROR, KaesongThermalError
+from kaesong_thermal.errors import EXIT_OK, EXIT_USAGE_ERROR, KaesongThermalError, StoreError
 from kaesong_thermal.pipeline import analyze_store, stored_footprints
 
 from .status import (
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE_ERROR  # not reached: error() exits with status 2
     if out.exists() and out.resolve() == Path(config.store).resolve():
         args._parser.error(f"{out} is the store itself: choose another output file")
+    if out.is_dir():
+        raise KaesongThermalError(f"{out}: is a directory; give a file name")
     if not out.parent.is_dir():
         raise KaesongThermalError(f"{out}: directory {out.parent} does not exist")
     baseline = args.baseline or (config.baseline if config.source else None)
@@ -85,24 +87,44 @@ def run(args: argparse.Namespace) -> int:
         frame = status_frame(config, baseline, args.as_of, thresholds)
     else:
         analysis = analyze_store(config.store, baseline=baseline, thresholds=thresholds)
-        frame = pd.DataFrame() if analysis is None else analysis.observations
+        if analysis is None:  # an empty table has no columns: nothing a reader could load
+            raise StoreError(f"store {config.store}: no observations to export (run detect first)")
+        frame = analysis.observations
     footprints = stored_footprints(config.store) if fmt in ("geoparquet", "geojson") else None
-    write_atomic(frame, out, fmt, footprints, config.store)
+    try:
+        write_atomic(frame, out, fmt, footprints, config.store)
+    except OSError as exc:  # unwritable location, disk full...
+        raise KaesongThermalError(f"{out}: cannot be written ({exc.strerror or exc})") from exc
     logger.info("wrote %d row(s) to %s (%s)", len(frame), out, fmt)
     return EXIT_OK
 
 
 def write_atomic(frame: pd.DataFrame, out: Path, fmt: str, footprints: Any, store: str) -> None:
-    """Write ``frame`` to ``out`` via a temporary file in the same directory and a rename."""
+    """Write ``frame`` to ``out`` via a temporary file in the same directory and a rename.
+
+    The file gets the permissions of the file it replaces (a new one: the usual ones under the
+    umask), not the owner-only mode of a temporary file.
+    """
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         _write(frame, tmp, fmt, footprints, store)
+        os.chmod(tmp, _mode_for(out))
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _mode_for(out: Path) -> int:
+    """Permission bits for ``out``: those of the existing file, else 0o666 less the umask."""
+    try:
+        return out.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _write(frame: pd.DataFrame, path: Path, fmt: str, footprints: Any, store: str) -> None:

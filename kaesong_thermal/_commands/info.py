@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from typing import Any
 
@@ -12,6 +13,17 @@ from kaesong_thermal.errors import EXIT_OK
 from kaesong_thermal.landsat import open_scene
 
 logger = logging.getLogger(__name__)
+
+
+def _positive_kelvin(text: str) -> float:
+    """argparse type for ``--max-sigma-k``: a finite number of kelvin above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of kelvin, not {text!r}")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--max-sigma-k",
-        type=float,
+        type=_positive_kelvin,
         default=2.5,
         help="ST_QA uncertainty ceiling in kelvin for Level-2 products (default 2.5)",
     )

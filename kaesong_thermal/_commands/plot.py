@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
-from kaesong_thermal.errors import EXIT_OK, AnalysisError, KaesongThermalError
+from kaesong_thermal.errors import EXIT_OK, AnalysisError, KaesongThermalError, StoreError
+
+from .detect import _positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +43,27 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--value", choices=("z", "anomaly_k"), default="z", help="heatmap value (default z)"
     )
-    parser.add_argument("--dpi", type=int, default=120, help="resolution (default %(default)s)")
-    parser.set_defaults(func=run)
+    parser.add_argument(
+        "--dpi", type=_positive_int, default=120, help="resolution (default %(default)s)"
+    )
+    parser.set_defaults(func=run, _parser=parser)
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    """Usage errors (exit 2) before any work: stray targets, a non-PNG or directory output."""
+    parser = args._parser
+    if args.kind in ("heatmap", "status", "multiples") and args.targets:
+        parser.error(f"plot {args.kind} takes no BUILDING_OR_SCENE, got {' '.join(args.targets)}")
+    out = Path(args.out)
+    if out.suffix and out.suffix.lower() != ".png":
+        parser.error(f"--out {out}: figures are written as PNG; name the file *.png")
+    if out.is_dir():
+        parser.error(f"--out {out}: is a directory; give a file name")
+    blocker = next((a for a in out.parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise KaesongThermalError(f"{out}: {blocker} is a file, not a directory")
+    if args.kind == "map" and args.store and not Path(args.store).is_file():
+        raise StoreError(f"store {args.store}: no such file")
 
 
 def _footprints(args: argparse.Namespace, store: str) -> Any:
@@ -54,7 +77,6 @@ def _footprints(args: argparse.Namespace, store: str) -> Any:
 
 
 def _analysis(store: str) -> Any:
-    from kaesong_thermal.errors import StoreError
     from kaesong_thermal.pipeline import analyze_store
 
     analysis = analyze_store(store)
@@ -66,11 +88,17 @@ def _analysis(store: str) -> Any:
 def _save(fig: Any, out: Path, dpi: int) -> None:
     from kaesong_thermal.plots import figure_to_png
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    data = figure_to_png(fig, dpi=dpi)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        out.write_bytes(figure_to_png(fig, dpi=dpi))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, out)  # never a half-written PNG, even when interrupted
     except OSError as exc:
         raise KaesongThermalError(f"{out}: cannot write the figure ({exc.strerror})") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     print(out)
 
 
@@ -79,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from kaesong_thermal import plots
     from kaesong_thermal._commands.status import config_from
 
+    _check_usage(args)
     config = config_from(args)
     out = Path(args.out)
     if args.kind == "timeseries":

@@ -10,16 +10,13 @@ from kaesong_thermal.errors import EXIT_OK
 
 def _since_arg(text: str) -> str | None:
     """``last``, ``all`` (the whole record) or a date."""
-    import pandas as pd
+    from kaesong_thermal._commands.status import check_date
 
     if text in ("last", "all"):
         return None if text == "all" else "last"
-    try:
-        bad = bool(pd.isna(pd.Timestamp(text)))
-    except ValueError:
-        bad = True
-    if bad:
-        raise argparse.ArgumentTypeError(f"--since: expected 'last', 'all' or a date, not {text!r}")
+    problem = check_date(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"expected 'last', 'all' or a date ({problem})")
     return text
 
 

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import date
 from typing import Any
 
 from kaesong_thermal.errors import EXIT_OK
 
 logger = logging.getLogger(__name__)
+
+
+def iso_date(text: str) -> date:
+    """argparse type for ``--start`` / ``--end``: an ISO date (usage error otherwise)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
+
+
+def workers_arg(text: str) -> int:
+    """argparse type for ``--workers``: 0 (one per CPU) or a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (one per CPU) or more, not {text!r}")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -24,8 +44,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("outdir", help="output directory")
     p.add_argument("--scenario", default="kaesong", choices=("kaesong", "idle"))
-    p.add_argument("--start", default=None, help="first acquisition date, YYYY-MM-DD")
-    p.add_argument("--end", default=None, help="last acquisition date, YYYY-MM-DD")
+    p.add_argument(
+        "--start", type=iso_date, default=None, help="first acquisition date, YYYY-MM-DD"
+    )
+    p.add_argument("--end", type=iso_date, default=None, help="last acquisition date, YYYY-MM-DD")
     p.add_argument("--level", default="L2", choices=("L1", "L2", "both"))
     p.add_argument(
         "--sensors",
@@ -37,7 +59,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tar", action="store_true", help="bundle each product as <ID>.tar")
     p.add_argument("--stac", action="store_true", help="also write a STAC item per product")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="processes (0: one per CPU)")
+    p.add_argument("--workers", type=workers_arg, default=1, help="processes (0: one per CPU)")
     p.set_defaults(func=run)
 
 

@@ -42,14 +42,31 @@ def baseline_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def date_arg(text: str) -> str:
-    """argparse type for ``--as-of``: any date pandas parses."""
+#: Dates a command accepts: what pandas' nanosecond timestamps hold, with a day to spare.
+DATE_RANGE = (pd.Timestamp("1900-01-01"), pd.Timestamp("2261-12-31"))
+
+
+def check_date(text: str) -> str | None:
+    """Why ``text`` is not a usable date (None when it is one pandas parses, in range)."""
     try:
-        bad = bool(pd.isna(pd.Timestamp(text)))
-    except ValueError:
-        bad = True
-    if bad:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r}")
+        stamp = pd.Timestamp(text)
+    except (ValueError, OverflowError):
+        return f"not a date: {text!r}"
+    if pd.isna(stamp):
+        return f"not a date: {text!r}"
+    naive = stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+    if not DATE_RANGE[0] <= naive <= DATE_RANGE[1]:
+        return (
+            f"date {text!r} is out of range ({DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1]:%Y-%m-%d})"
+        )
+    return None
+
+
+def date_arg(text: str) -> str:
+    """argparse type for ``--as-of``: any date pandas parses, 1900 to 2261."""
+    problem = check_date(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

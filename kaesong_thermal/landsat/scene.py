@@ -698,7 +698,9 @@ class Scene:
             try:
                 data = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
             except RasterioError as exc:
-                raise RasterReadError(f"{ref.name}: cannot read pixels ({_short(exc)})") from exc
+                raise RasterReadError(
+                    f"{ref.name}: cannot read pixels, truncated or corrupt ({_short(exc)})"
+                ) from exc
             out[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = data
         return out
 
@@ -912,7 +914,10 @@ class Scene:
 
 
 def _short(exc: BaseException) -> str:
-    """First line of an exception message."""
+    """First line of an exception message (GDAL's own when rasterio only points to it)."""
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and "see previous exception" in str(exc).lower():
+        exc = cause
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

@@ -302,7 +302,9 @@ def simulate(
     Raises
     ------
     kaesong_thermal.errors.ConfigError
-        Unknown scenario, level, sensor or size, or ``start`` after ``end``.
+        Unknown scenario, level, sensor or size, a malformed date, ``start`` after ``end``, no
+        acquisition of the sensors in the period, negative ``workers``, or an ``outdir`` that
+        cannot be created.
     kaesong_thermal.errors.FootprintError
         The footprints cannot be read or have no usable features.
     """
@@ -319,22 +321,40 @@ def simulate(
     if not sensors:
         raise ConfigError("sensors: none given")
     first = min(SENSORS[s].first for s in sensors)
-    start_d = as_date(start, first)
-    end_d = as_date(end, DEFAULT_END)
+    start_d = as_date(start, first, name="start")
+    end_d = as_date(end, DEFAULT_END, name="end")
     if start_d > end_d:
         raise ConfigError(f"start {start_d} is after end {end_d}")
-    out = Path(outdir)
-    (out / "products").mkdir(parents=True, exist_ok=True)
-
-    fp = load_scenario_footprints(footprints)
-    fp_utm = fp.to_crs(EPSG)
-    plans = plan_buildings(fp_utm, scenario, seed)
-    static = rd.build_static(fp_utm, plans, size, seed)
-    corners = wr.corners_lonlat(static.grid)
+    if workers is not None and (isinstance(workers, bool) or int(workers) < 0):
+        raise ConfigError(f"workers {workers!r}: expected 0 (one per CPU) or more")
     tasks = sorted(
         ((s, d) for s in sensors for d in acquisition_dates(s, start_d, end_d)),
         key=lambda t: (t[1], t[0]),
     )
+    if not tasks:
+        operating = "; ".join(
+            f"{s} from {SENSORS[s].first}"
+            + ("" if SENSORS[s].last >= DEFAULT_END else f" to {SENSORS[s].last}")
+            for s in sensors
+        )
+        raise ConfigError(
+            f"no acquisition of {', '.join(sensors)} between {start_d} and {end_d} "
+            f"(16-day repeat; operating: {operating})"
+        )
+    # everything that can be checked is checked before the output directory is touched
+    fp = load_scenario_footprints(footprints)
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"outdir {out}: exists and is not a directory")
+    try:
+        (out / "products").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"outdir {out}: cannot be created ({exc.strerror})") from exc
+
+    fp_utm = fp.to_crs(EPSG)
+    plans = plan_buildings(fp_utm, scenario, seed)
+    static = rd.build_static(fp_utm, plans, size, seed)
+    corners = wr.corners_lonlat(static.grid)
     opts = _Options(out, levels, size, tar, stac, seed)
     n_workers = (os.cpu_count() or 1) if not workers or workers < 1 else int(workers)
     n_workers = min(n_workers, max(1, len(tasks)))

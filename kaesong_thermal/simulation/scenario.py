@@ -431,8 +431,11 @@ def load_scenario_footprints(footprints: Any) -> Any:
     return gdf
 
 
-def as_date(value: date | datetime | str | None, default: date) -> date:
-    """Parse a start/end option (date, datetime or ISO string) or return ``default``."""
+def as_date(value: date | datetime | str | None, default: date, *, name: str = "date") -> date:
+    """Parse a start/end option (date, datetime or ISO string) or return ``default``.
+
+    ``name`` (e.g. ``"start"``) is the option named in the error of a malformed value.
+    """
     if value is None:
         return default
     if isinstance(value, datetime):
@@ -442,7 +445,7 @@ def as_date(value: date | datetime | str | None, default: date) -> date:
     try:
         return date.fromisoformat(str(value)[:10])
     except ValueError as exc:
-        raise ConfigError(f"date {value!r}: not an ISO date (YYYY-MM-DD)") from exc
+        raise ConfigError(f"{name} {value!r}: not an ISO date (YYYY-MM-DD)") from exc
 
 
 def plans_to_json(plans: Iterable[BuildingPlan]) -> list[dict[str, Any]]:
