@@ -48,6 +48,8 @@ def _timestamp(value: Any, what: str) -> pd.Timestamp | None:
         raise AnalysisError(f"{what} {value!r}: not a date ({exc})") from None
     if ts is pd.NaT or pd.isna(ts):
         raise AnalysisError(f"{what} {value!r}: not a date")
+    if not 1900 <= ts.year <= 2261:  # nanosecond timestamps end in April 2262
+        raise AnalysisError(f"{what} {value!r}: outside the supported years 1900-2261")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 

@@ -396,6 +396,11 @@ class Store:
                 header = fh.read(len(_SQLITE_HEADER))
         except OSError as exc:
             raise StoreError(f"store {path}: cannot be read ({exc.strerror})") from exc
+        if not header and not create:
+            raise StoreError(
+                f"store {path}: empty file, not a kaesong-thermal store "
+                "(run `kaesong-thermal detect` first)"
+            )
         if header and header != _SQLITE_HEADER:
             raise StoreError(
                 f"store {path}: not a kaesong-thermal store (not a SQLite database); "

@@ -283,3 +283,13 @@ def test_strata_labels() -> None:
     )
     assert strata(df).tolist() == ["L2 TIRS", "L1 TIRS", "L2 TM/ETM+", "L1 TM/ETM+", "L2 TM/ETM+"]
     assert strata(pd.DataFrame({"x": [1]})).tolist() == ["L2 TIRS"]
+
+
+def test_dates_outside_the_timestamp_range_are_a_clear_error(story: pd.DataFrame) -> None:
+    a = kt.analyze(story, baseline="2016-03-01:2022-12-31")
+    for bad in ("2300-01-01", "1800-05-05"):
+        with pytest.raises(AnalysisError, match=f"as_of '{bad}': outside the supported years"):
+            a.status(as_of=bad)
+        with pytest.raises(AnalysisError, match=f"since '{bad}': outside the supported years"):
+            a.transitions(since=bad)
+    assert len(a.status(as_of="2261-12-31")) == story["building_id"].nunique()

@@ -240,6 +240,15 @@ def test_missing_store_without_create(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
+def test_empty_file_is_not_opened_as_a_store_for_reading(tmp_path: Path) -> None:
+    path = tmp_path / "notes.json"
+    path.write_bytes(b"")
+    with pytest.raises(StoreError, match=r"notes\.json: empty file, not a kaesong-thermal store"):
+        Store(path, create=False)
+    assert path.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.json"]
+
+
 def test_read_only_location(tmp_path: Path) -> None:
     # /proc refuses new files even for root, so this holds whoever runs the tests
     with pytest.raises(StoreError, match=r"/proc/kaesong-thermal\.db.*read-only"):
