@@ -8,8 +8,9 @@ Two steps, split so that the expensive geometry is done once per pixel grid:
    (buildings x pixels, CSR; ``W[i, p]`` = area of footprint ``i`` inside pixel ``p`` / pixel area)
    and the background ring matrix ``R`` (buildings x pixels, CSR of ones).
 2. :func:`zonal_statistics` (arithmetic, once per scene): one sparse mat-vec for the
-   coverage-weighted sums, one grouped sort for the ring medians/quartiles/MAD. No Python loop
-   over buildings.
+   coverage-weighted sums, row-wise sorts of the rings laid out as padded rows
+   (:class:`RingLayout`, a handful of size buckets) for the ring medians/quartiles/MAD. No Python
+   loop over buildings.
 
 The coverage-weighted mean is the one of exactextract [1]_ (``mean`` = sum(c x) / sum(c) over the
 valid pixels, ``c`` the covered fraction of each pixel): polygons smaller than a pixel keep their
@@ -65,6 +66,8 @@ MEDIAN_SE_FACTOR = float(np.sqrt(np.pi / 2.0))
 _CHUNK_PAIRS = 200_000
 #: Tolerance in CRS units: a pixel whose edge only touches the exclusion buffer is not excluded.
 _TOUCH_EPS = 1e-6
+#: Narrowest padded row of :class:`RingLayout` (fewer, larger row-wise sorts).
+_MIN_ROW_WIDTH = 8
 
 #: Names of the per-building statistics returned by :func:`zonal_statistics`.
 STAT_COLUMNS = (
@@ -123,6 +126,11 @@ class ZonalWeights:
         (the per-scene products only touch those pixels).
     ring_rows : numpy.ndarray
         Building (row) index of every stored entry of ``ring``.
+    psf : PsfModel or None
+        Expected pixel footprints for :func:`psf_excess` (None: no PSF estimate).
+    ring_layout : RingLayout or None
+        The ring entries laid out as padded rows (:func:`ring_layout`) for the per-scene order
+        statistics; built on the fly when None.
     """
 
     coverage: sparse.csr_matrix
@@ -135,6 +143,7 @@ class ZonalWeights:
     coverage_sq_compact: sparse.csr_matrix
     ring_rows: npt.NDArray[np.int32]
     psf: PsfModel | None = None
+    ring_layout: RingLayout | None = None
 
     @property
     def n_buildings(self) -> int:
@@ -149,7 +158,61 @@ class ZonalWeights:
             total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
         if self.psf is not None:
             total += self.psf.nbytes
+        if self.ring_layout is not None:
+            total += self.ring_layout.nbytes
         return total
+
+
+@dataclass(frozen=True)
+class RingLayout:
+    """Ring entries of every building as padded rows, so one row-wise sort orders each ring.
+
+    Buildings are grouped by ring size into buckets of width a power of two (at least
+    :data:`_MIN_ROW_WIDTH`); in a bucket, row ``i`` lists building ``rows[i]``'s ring pixels as
+    positions in ``pixels``, padded with ``len(pixels)`` (a slot that holds +inf per scene).
+
+    Attributes
+    ----------
+    pixels : numpy.ndarray
+        Sorted flat indices of every pixel in any ring (rings overlap: each is read once).
+    rows : tuple of numpy.ndarray
+        Building indices of each bucket.
+    sources : tuple of numpy.ndarray
+        ``(len(rows), width)`` positions in ``pixels`` of each bucket's ring pixels.
+    """
+
+    pixels: npt.NDArray[np.int64]
+    rows: tuple[npt.NDArray[np.int64], ...]
+    sources: tuple[npt.NDArray[np.intp], ...]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index arrays, bytes."""
+        return (
+            self.pixels.nbytes
+            + sum(a.nbytes for a in self.rows)
+            + sum(a.nbytes for a in self.sources)
+        )
+
+
+def ring_layout(ring: sparse.csr_matrix) -> RingLayout:
+    """Padded-row layout of the entries of a ring matrix (see :class:`RingLayout`)."""
+    indptr = np.asarray(ring.indptr, dtype=np.int64)
+    sizes = np.diff(indptr)
+    pixels, inverse = np.unique(np.asarray(ring.indices, dtype=np.int64), return_inverse=True)
+    entry_pos = np.append(inverse.astype(np.intp), len(pixels))
+    pad_entry = len(entry_pos) - 1
+    width = np.maximum(_MIN_ROW_WIDTH, 2 ** np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64))
+    rows: list[npt.NDArray[np.int64]] = []
+    sources: list[npt.NDArray[np.intp]] = []
+    for wb in np.unique(width[sizes > 0]):
+        r = np.flatnonzero((width == wb) & (sizes > 0)).astype(np.int64)
+        cols = np.arange(int(wb), dtype=np.int64)[None, :]
+        entries = indptr[r][:, None] + cols
+        entries[cols >= sizes[r][:, None]] = pad_entry
+        rows.append(r)
+        sources.append(entry_pos[entries])
+    return RingLayout(pixels=pixels, rows=tuple(rows), sources=tuple(sources))
 
 
 def _check_grid(transform: Affine, shape: tuple[int, int]) -> tuple[float, float]:
@@ -894,45 +957,72 @@ def zonal_weights(
         coverage_sq_compact=compact_sq,
         ring_rows=ring_rows,
         psf=psf,
+        ring_layout=ring_layout(ring),
     )
 
 
-def _grouped_sorted(
-    groups: npt.NDArray[np.int64], values: FloatArray
-) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-    """Sort ``values`` within non-decreasing ``groups`` with one flat float64 sort.
-
-    The key ``group * span + (value - vmin)`` keeps groups apart (span > value range), so a single
-    ``np.sort`` orders values inside each group; values are recovered by subtracting the offset
-    (round-off below 1e-8 K for kelvin ranges and 1e5 groups). Returns the sorted values and the
-    start index of each group.
-    """
-    if len(values) == 0:
-        return values.astype(np.float64), groups
-    vmin = float(values.min())
-    span = float(np.ceil(values.max() - vmin)) + 1.0
-    offset = groups.astype(np.float64) * span
-    key = np.sort(offset + (values - vmin))
-    return key - offset + vmin, groups
-
-
-def _grouped_quantile(
-    sorted_values: FloatArray,
-    starts: npt.NDArray[np.int64],
-    counts: npt.NDArray[np.int64],
-    q: float,
+def _row_quantiles(
+    rows_sorted: npt.NDArray[np.floating[Any]], counts: npt.NDArray[np.int64], qs: FloatArray
 ) -> FloatArray:
-    """Linear-interpolation quantile (numpy's default) of each sorted group; NaN when empty."""
-    out = np.full(len(counts), np.nan)
-    has = counts > 0
-    pos = q * (counts[has] - 1).astype(np.float64)
+    """Linear-interpolation quantiles (numpy's default) of the first ``counts`` values of each
+    sorted row, shape ``(len(qs), rows)``; rows with ``counts`` 0 give meaningless values."""
+    width = rows_sorted.shape[1]
+    flat = rows_sorted.reshape(-1)
+    last = np.maximum(counts - 1, 0)
+    base = np.arange(len(counts), dtype=np.int64) * width
+    pos = qs[:, None] * last.astype(np.float64)
     lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts[has] - 1)
-    frac = pos - lo
-    a = sorted_values[starts[has] + lo]
-    b = sorted_values[starts[has] + hi]
-    out[has] = a + frac * (b - a)
-    return out
+    hi = np.minimum(lo + 1, last)
+    a = flat[base + lo].astype(np.float64)
+    b = flat[base + hi].astype(np.float64)
+    return a + (pos - lo) * (b - a)
+
+
+_QUARTILES = np.array([0.5, 0.25, 0.75])
+_HALF = np.array([0.5])
+
+
+def _ring_order_statistics(
+    weights: ZonalWeights,
+    t_flat: npt.NDArray[Any],
+    v_flat: npt.NDArray[np.bool_] | None,
+) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray, FloatArray]:
+    """Valid count, median, IQR and MAD of every building's ring for one scene.
+
+    Each ring's values are gathered into a padded row (invalid pixels and padding +inf) and all
+    rows of a bucket are sorted at once (``np.sort(axis=1)``); quantiles are numpy's default
+    linear interpolation, the MAD the median of ``|x - median|`` (a second row-wise sort).
+    """
+    n = weights.n_buildings
+    layout = weights.ring_layout if weights.ring_layout is not None else ring_layout(weights.ring)
+    values = t_flat[layout.pixels]
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    ok = np.isfinite(values)
+    if v_flat is not None:
+        ok &= v_flat[layout.pixels]
+    padded = np.empty(len(values) + 1, dtype=values.dtype)
+    np.copyto(padded[:-1], np.where(ok, values, np.inf))
+    padded[-1] = np.inf
+    counts = np.zeros(n, dtype=np.int64)
+    med = np.full(n, np.nan)
+    iqr = np.full(n, np.nan)
+    mad = np.full(n, np.nan)
+    with np.errstate(invalid="ignore"):  # rows without a valid pixel: inf - inf, set NaN below
+        for rows, src in zip(layout.rows, layout.sources, strict=True):
+            block = padded[src]
+            block.sort(axis=1)
+            c = np.count_nonzero(block < np.inf, axis=1).astype(np.int64)
+            q = _row_quantiles(block, c, _QUARTILES)
+            dev = np.abs(block - q[0][:, None])  # padding stays +inf
+            dev.sort(axis=1)
+            counts[rows] = c
+            med[rows] = q[0]
+            iqr[rows] = q[2] - q[1]
+            mad[rows] = _row_quantiles(dev, c, _HALF)[0]
+    empty = counts == 0
+    med[empty] = iqr[empty] = mad[empty] = np.nan
+    return counts, med, iqr, mad
 
 
 def zonal_statistics(
@@ -1039,23 +1129,8 @@ def zonal_statistics(
         red = np.maximum.reduceat(vals, cov.indptr[:-1][nonempty])
         t_max[nonempty] = np.where(np.isfinite(red), red, np.nan)
 
-    # background: grouped order statistics of the valid ring pixels
-    ring_idx = weights.ring.indices
-    rv_all = t_flat[ring_idx]
-    rok = np.isfinite(rv_all)
-    if v_flat is not None:
-        rok &= v_flat[ring_idx]
-    g = weights.ring_rows[rok].astype(np.int64)
-    rv = rv_all[rok].astype(np.float64)
-    counts = np.bincount(g, minlength=n).astype(np.int64)
-    starts = np.cumsum(counts) - counts
-    srt, _ = _grouped_sorted(g, rv)
-    med = _grouped_quantile(srt, starts, counts, 0.5)
-    iqr = _grouped_quantile(srt, starts, counts, 0.75) - _grouped_quantile(
-        srt, starts, counts, 0.25
-    )
-    dev_sorted, _ = _grouped_sorted(g, np.abs(srt - med[g]))
-    mad = _grouped_quantile(dev_sorted, starts, counts, 0.5)
+    # background: order statistics of the valid ring pixels, one row-wise sort per ring size
+    counts, med, iqr, mad = _ring_order_statistics(weights, t_flat, v_flat)
     with np.errstate(invalid="ignore", divide="ignore"):
         s_bg = MEDIAN_SE_FACTOR * MAD_TO_SIGMA * mad / np.sqrt(counts)
 

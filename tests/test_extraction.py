@@ -354,3 +354,36 @@ def test_psf_estimator_is_opt_in() -> None:
     shared = [c for c in plain.columns if not c.startswith("excess")]
     pd.testing.assert_frame_equal(plain[shared], psf[shared])
     assert plain["contrast_k"].iloc[0] == pytest.approx(5.0, abs=1e-4)  # unblurred: all roof
+
+
+def test_footprint_key_follows_content_not_object() -> None:
+    # the key is memoised on the geometry objects; ids, CRS and dates are re-checked every call
+    t = grid()
+    fp = footprints(
+        {"a": box_px(t, 100.5, 100.5, 103, 102), "b": box_px(t, 90, 95, 91, 96)},
+        valid_from=[pd.NaT, pd.NaT],
+    )
+    k0 = ex._footprints_key(fp)
+    assert ex._footprints_key(fp) == k0
+    assert ex._footprints_key(fp.copy()) == k0  # same content, another frame
+    rebuilt = footprints({"a": box_px(t, 100.5, 100.5, 103, 102), "b": box_px(t, 90, 95, 91, 96)})
+    rebuilt["valid_from"] = [pd.NaT, pd.NaT]
+    assert ex._footprints_key(rebuilt) == k0  # new geometry objects, same coordinates
+    edited = fp.copy()
+    edited.loc["b", "valid_from"] = pd.Timestamp("2016-01-01")
+    assert ex._footprints_key(edited) != k0
+    # in-place edits of the same frame: geometry, dates, ids
+    fp.loc["b", "geometry"] = box_px(t, 90, 95, 92, 96)
+    k1 = ex._footprints_key(fp)
+    assert k1 != k0
+    fp.loc["a", "valid_from"] = pd.Timestamp("2016-01-01")
+    k2 = ex._footprints_key(fp)
+    assert k2 not in (k0, k1)
+    fp.index = pd.Index(["a", "c"], name="building_id")
+    assert ex._footprints_key(fp) not in (k0, k1, k2)
+    # and the extraction follows: the dated building is not valid on the 2015 acquisition
+    rng = np.random.default_rng(2)
+    scene = FakeScene(rng.uniform(280, 300, (200, 200)), t)
+    df = ex.extract(scene, fp).set_index("building_id")
+    assert np.isnan(df.loc["a", "t_roof_k"]) and df.loc["a", "valid_fraction"] == 0.0
+    assert df.loc["c", "cover_px"] == pytest.approx(2.0)

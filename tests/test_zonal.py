@@ -342,3 +342,50 @@ def test_psf_excess_of_a_clouded_roof_is_nan_and_without_psf_model_nan() -> None
     assert s0["t_roof_k"][0] == pytest.approx(
         zonal.zonal_statistics(w, kelvin, min_ring_px=1)["t_roof_k"][0]
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_ring_order_statistics_equal_numpy_per_building(dtype: type) -> None:
+    # rings of 0 to ~300 pixels (several row widths of the padded layout), random invalid pixels:
+    # median, IQR and MAD of every ring equal numpy's on that ring's valid pixels
+    rng = np.random.default_rng(11)
+    shape = (60, 60)
+    geoms = [box_px(5, 5, 6, 6), box_px(30, 20, 31.5, 21), box_px(40, 40, 52, 50)]
+    geoms += [box_px(c, r, c + 0.4, r + 0.3) for c, r in rng.uniform(2, 57, (12, 2))]
+    geoms.append(box_px(200, 200, 201, 201))  # outside: empty ring
+    w = zonal.zonal_weights(geoms, T, shape, ring_inner_m=30.0, ring_outer_m=120.0)
+    kelvin = rng.uniform(270, 320, shape).astype(dtype)
+    valid = rng.random(shape) > 0.2
+    s = zonal.zonal_statistics(w, kelvin, valid, min_ring_px=0, min_valid_fraction=0.0)
+    sizes = np.diff(w.ring.indptr)
+    assert sizes.max() > 128 and sizes[-1] == 0 and len(np.unique(sizes)) > 5
+    flat_k = kelvin.reshape(-1).astype(np.float64)
+    flat_v = valid.reshape(-1)
+    checked = 0
+    for i in range(len(geoms)):
+        pix = w.ring[i].indices
+        vals = flat_k[pix[flat_v[pix]]]
+        assert s["ring_valid_px"][i] == len(vals)
+        if len(vals) == 0:
+            assert np.isnan(s["t_background_k"][i]) and np.isnan(s["t_background_iqr_k"][i])
+            continue
+        if s["valid_fraction"][i] == 0.0:  # roof fully invalid: temperatures NaN by design
+            continue
+        med = np.median(vals)
+        q25, q75 = np.percentile(vals, [25, 75])
+        mad = np.median(np.abs(vals - med))
+        assert s["t_background_k"][i] == pytest.approx(med, abs=1e-9)
+        assert s["t_background_iqr_k"][i] == pytest.approx(q75 - q25, abs=1e-9)
+        # sigma = sqrt(s_roof^2 + s_bg^2): NEdT 0.4 K on the roof, MAD of the ring
+        c = w.coverage[i].toarray().reshape(-1) * flat_v
+        s_roof = 0.4 * np.sqrt((c**2).sum()) / c.sum()
+        s_bg = np.sqrt(np.pi / 2) * 1.4826 * mad / np.sqrt(len(vals))
+        assert s["sigma_k"][i] == pytest.approx(np.sqrt(s_roof**2 + s_bg**2), rel=1e-9)
+        checked += 1
+    assert checked >= 8
+    # the layout holds each ring pixel once and every entry of every ring
+    layout = w.ring_layout
+    assert layout is not None
+    np.testing.assert_array_equal(layout.pixels, np.unique(w.ring.indices))
+    total = sum(int((src < len(layout.pixels)).sum()) for src in layout.sources)
+    assert total == w.ring.nnz
