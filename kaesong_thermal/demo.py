@@ -105,12 +105,11 @@ def run_demo(
         raise KaesongThermalError(f"{sim_dir}: no simulated scene could be ingested ({failed})")
     status = result.analysis.status()
     active = tuple(sorted(status.index[status["status"] == "active"]))
-    newly = (
-        tuple(sorted(set(result.newly_active["building_id"]))) if len(result.newly_active) else ()
-    )
+    # The report covers what changed after the idle baseline period (2016-03 to 2022-12).
     report = write_report(
-        store_path, workdir / "report", since=None, footprints=sim.footprints_path
+        store_path, workdir / "report", since=REPORT_SINCE, footprints=sim.footprints_path
     )
+    newly = tuple(report.newly_active)
     return DemoResult(
         workdir=workdir,
         simulation_dir=sim_dir,
