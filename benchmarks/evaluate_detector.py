@@ -129,7 +129,10 @@ def run(seeds: list[int], workdir: Path, workers: int) -> dict[str, Any]:
             column = str(opts.get("signal", "contrast_k"))
             if column not in obs or not np.isfinite(obs[column].to_numpy(dtype=float)).any():
                 # e.g. a store written by an extraction without the PSF estimator
-                per[name] = {"unavailable": f"no finite {column} in the store"}
+                per[name] = {
+                    "unavailable": f"no finite {column} in the store: detect extracts it only "
+                    "with the opt-in PSF model (extract(..., psf_model=True))"
+                }
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

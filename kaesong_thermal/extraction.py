@@ -38,13 +38,9 @@ from kaesong_thermal.landsat import bands
 
 logger = logging.getLogger(__name__)
 
-#: Output columns, in order (docs/interfaces.md).
-COLUMNS = (
-    "building_id",
-    "scene_id",
-    "acquired",
-    "sensor",
-    "level",
+#: Numeric columns of one building in one scene, in order (docs/interfaces.md); the store keeps
+#: exactly these per (scene, building).
+VALUE_COLUMNS = (
     "t_roof_k",
     "t_roof_max_k",
     "t_background_k",
@@ -58,6 +54,8 @@ COLUMNS = (
     "excess_k",
     "excess_sigma_k",
 )
+#: Output columns, in order: identity, then :data:`VALUE_COLUMNS`.
+COLUMNS = ("building_id", "scene_id", "acquired", "sensor", "level", *VALUE_COLUMNS)
 
 #: Maximum number of cached weight sets (each holds a few sparse matrices).
 WEIGHTS_CACHE_SIZE = 8
@@ -552,7 +550,7 @@ def _assemble(
         "sensor": _constant_column(sensor, n),
         "level": _constant_column(level, n),
     }
-    for c in COLUMNS[5:]:
+    for c in VALUE_COLUMNS:
         if c == "area_m2":
             data[c] = proj.area_m2.astype(np.float64, copy=False)
         elif c == "ring_valid_px":

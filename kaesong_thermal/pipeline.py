@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from kaesong_thermal.classify import TRANSITION_COLUMNS
 from kaesong_thermal.config import DEFAULT_BASELINE, DEFAULT_STORE, parse_baseline
 from kaesong_thermal.errors import (
     ConfigError,
@@ -56,17 +57,6 @@ ProgressCallback = Callable[[int, int, str, str], None]
 _MTL_RE = re.compile(r"_MTL\.(txt|json|xml)$", re.IGNORECASE)
 _TAR_RE = re.compile(r"\.(tar|tar\.gz|tgz)$", re.IGNORECASE)
 _GLOB_CHARS = re.compile(r"[*?\[]")
-#: Newly active transitions columns (``Analysis.transitions``).
-TRANSITION_COLUMNS = (
-    "building_id",
-    "date",
-    "scene_id",
-    "from_status",
-    "to_status",
-    "anomaly_k",
-    "z",
-    "evidence",
-)
 
 
 # --------------------------------------------------------------------------------------------

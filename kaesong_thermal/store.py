@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from kaesong_thermal.errors import StoreError
+from kaesong_thermal.extraction import VALUE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -73,20 +74,7 @@ SCENE_COLUMNS: tuple[str, ...] = (
 )
 
 #: Numeric extraction columns stored per (scene, building) (docs/interfaces.md, ``extract``).
-OBSERVATION_VALUE_COLUMNS: tuple[str, ...] = (
-    "t_roof_k",
-    "t_roof_max_k",
-    "t_background_k",
-    "t_background_iqr_k",
-    "contrast_k",
-    "sigma_k",
-    "cover_px",
-    "valid_fraction",
-    "ring_valid_px",
-    "area_m2",
-    "excess_k",
-    "excess_sigma_k",
-)
+OBSERVATION_VALUE_COLUMNS: tuple[str, ...] = VALUE_COLUMNS
 
 #: Columns of :meth:`Store.observations`, in order.
 OBSERVATION_COLUMNS: tuple[str, ...] = (

@@ -139,8 +139,8 @@ def test_accumulated_z_hand_computed() -> None:
 
 
 def test_persistent_moderate_excess_is_caught_by_accumulation_only() -> None:
-    # z = 1.4 in every scene: "idle" per scene (< 1.5), yet Z_6 = 1.4 sqrt(6) = 3.43 reaches the
-    # threshold of a building with 10 valid scenes a year: max(3, Phi^-1(1 - 0.005 / 10)) = 3.29
+    # z = 1.4 in every scene: "idle" per scene (< 1.5), yet Z_5 = 1.4 sqrt(5) = 3.13 reaches the
+    # threshold of a building with 10 valid scenes a year: max(2.5, Phi^-1(1 - 0.02 / 10)) = 2.88
     n = 10
     obs = pd.DataFrame(
         {
@@ -157,9 +157,12 @@ def test_persistent_moderate_excess_is_caught_by_accumulation_only() -> None:
     off = status_timeline(obs, ClassifyParams(accumulate=0))
     assert off["status"].tolist() == ["uncertain"] + ["idle"] * (n - 1)
     on = status_timeline(obs, ClassifyParams())
-    # Z_5 = 3.13 < 3.29 <= Z_6: over the threshold from the 6th scene, active on the 7th
+    # Z_4 = 2.80 < 2.88 <= Z_5 = 3.13: over the threshold from the 5th scene, active on the 6th
     # (two consecutive scenes)
-    assert on["status"].tolist() == ["uncertain"] * 6 + ["active"] * 4
+    assert on["status"].tolist() == ["uncertain"] * 5 + ["active"] * 5
+    assert on["z_acc"].iloc[3] == pytest.approx(2.8) and on["z_acc"].iloc[4] == pytest.approx(
+        1.4 * np.sqrt(5)
+    )
     assert on["z_acc"].iloc[5] == pytest.approx(1.4 * np.sqrt(6))
     # hysteresis: idle scenes (z = -1.0) do not switch it off while Z_6 >= 1.0
     tail = obs.copy()

@@ -16,22 +16,12 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from kaesong_thermal.classify import STATUS_COLUMNS
 from kaesong_thermal.config import Config, load_config, parse_baseline
 from kaesong_thermal.errors import EXIT_OK, ConfigError, KaesongThermalError
 from kaesong_thermal.pipeline import analyze_store, stored_footprints
 
 logger = logging.getLogger(__name__)
-
-STATUS_COLUMNS = (
-    "status",
-    "confidence",
-    "since",
-    "last_valid",
-    "n_valid",
-    "anomaly_k",
-    "z",
-    "evidence",
-)
 
 
 def baseline_arg(text: str) -> str:
