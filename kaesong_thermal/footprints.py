@@ -614,6 +614,14 @@ class _Checker:
     # -- ids
     def check_ids(self, generate_ids: bool) -> None:
         n = len(self.raw)
+        if (
+            self.id_column == "building_id"
+            and "building_id" not in self.raw.columns
+            and "id" in self.raw.columns
+        ):
+            # GeoJSON feature ids and many GIS exports name the identifier "id"
+            self.add("warning", "no 'building_id' column: the 'id' column gives the building ids")
+            self.id_column = "id"
         if self.id_column not in self.raw.columns:
             if not generate_ids:
                 columns = ", ".join(c for c in self.raw.columns if c != "geometry") or "none"

@@ -471,6 +471,20 @@ def test_missing_id_column(tmp_path: Path) -> None:
     assert list(gdf.index) == ["building-a", "building-b", "building-c"]
 
 
+def test_geojson_feature_ids_stand_in_for_a_missing_building_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    features = good_features()
+    for f in features:
+        f["id"] = f["properties"].pop("building_id")  # RFC 7946 feature identifiers
+    path = write_geojson(tmp_path / "featid.geojson", features)
+    with caplog.at_level("WARNING"):
+        gdf = load_footprints(path)
+    assert list(gdf.index) == ["a", "b", "c"] and gdf.index.name == "building_id"
+    assert "the 'id' column gives the building ids" in caplog.text
+    assert "id" not in gdf.columns
+
+
 def test_id_column_option(tmp_path: Path) -> None:
     frame = utm_frame().rename(columns={"building_id": "roof_id"})
     path = tmp_path / "ids.gpkg"
