@@ -56,6 +56,7 @@ _EXTRACT_TYPES: dict[str, str] = {
     "exclusion_margin_m": "float",
     "min_valid_fraction": "float",
     "min_ring_px": "int",
+    "max_sigma_k": "float",
 }
 
 

@@ -386,6 +386,7 @@ def extract(
     min_ring_px: int = 8,
     cache: bool = True,
     psf_model: bool = False,
+    max_sigma_k: float | None = 2.5,
 ) -> pd.DataFrame:
     """Per-building roof, background and contrast temperatures of one scene.
 
@@ -411,6 +412,10 @@ def extract(
     cache : bool
         Reuse the coverage/ring weights of an identical pixel grid and footprint set (LRU of
         :data:`WEIGHTS_CACHE_SIZE`).
+    max_sigma_k : float or None
+        Level-2 ST_QA ceiling passed to ``Scene.read_kelvin``: pixels whose 1-sigma surface
+        temperature uncertainty exceeds it are invalid (None: no ceiling). Humid scenes can have
+        ST_QA of 3-7 K everywhere; raise it for them, knowing that ``sigma_k`` then grows.
     psf_model : bool
         Estimate ``excess_k`` / ``excess_sigma_k`` with the sensor's PSF (the sensor's native
         sampling and PSF width from :func:`psf_parameters`); False (the default) leaves them NaN.
@@ -451,7 +456,9 @@ def extract(
         if proj.bounds is not None:
             xmin, ymin, xmax, ymax = proj.bounds
             pad = (ring_outer_m + exclusion_margin_m) / unit_m + abs(source.transform.a)
-            window = source.read_kelvin((xmin - pad, ymin - pad, xmax + pad, ymax + pad))
+            window = source.read_kelvin(
+                (xmin - pad, ymin - pad, xmax + pad, ymax + pad), max_sigma_k=max_sigma_k
+            )
         else:
             window = None
     else:

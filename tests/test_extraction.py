@@ -63,9 +63,13 @@ class FakeScene:
         self.height, self.width = kelvin.shape
         self.metadata = META
         self.calls: list[tuple[float, float, float, float]] = []
+        self.ceilings: list[float | None] = []
 
-    def read_kelvin(self, bounds: tuple[float, float, float, float]) -> ThermalWindow:
+    def read_kelvin(
+        self, bounds: tuple[float, float, float, float], max_sigma_k: float | None = 2.5
+    ) -> ThermalWindow:
         self.calls.append(bounds)
+        self.ceilings.append(max_sigma_k)
         xmin, ymin, xmax, ymax = bounds
         t = self.transform
         c0 = math.floor((xmin - t.c) / t.a)
@@ -387,3 +391,30 @@ def test_footprint_key_follows_content_not_object() -> None:
     df = ex.extract(scene, fp).set_index("building_id")
     assert np.isnan(df.loc["a", "t_roof_k"]) and df.loc["a", "valid_fraction"] == 0.0
     assert df.loc["c", "cover_px"] == pytest.approx(2.0)
+
+
+def test_st_qa_ceiling_reaches_the_reader(fixtures_dir: Path) -> None:
+    # the real L2 fixture's clear pixels have ST_QA 3.4-6.7 K: invalid at the default 2.5 K
+    # ceiling, valid without one; extract passes the ceiling on to Scene.read_kelvin
+    from kaesong_thermal.landsat import open_scene
+
+    product = fixtures_dir / "stactools-landsat" / "LC08_L2SP_008059_20191201_20200825_02_T1"
+    scene = open_scene(product)
+    t = scene.transform
+    r, c = 211, 293  # centre of a clear patch (QA_PIXEL clear, ST_QA 3.8 K)
+    x0, y0 = t.c + (c + 0.25) * t.a, t.f + (r + 0.25) * t.e
+    fp = footprints({"clear": shapely.box(x0, y0 + 0.5 * t.e, x0 + 0.5 * t.a, y0)}, crs=scene.crs)
+    strict = ex.extract(scene, fp, min_ring_px=0).iloc[0]
+    lax = ex.extract(scene, fp, min_ring_px=0, max_sigma_k=None).iloc[0]
+    assert strict["valid_fraction"] == 0.0 and np.isnan(strict["t_roof_k"])
+    assert lax["valid_fraction"] == pytest.approx(1.0)
+    expected = scene.read_kelvin(max_sigma_k=None).kelvin[r, c]
+    assert lax["t_roof_k"] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_fake_scene_gets_the_default_ceiling() -> None:
+    t = grid()
+    scene = FakeScene(np.full((30, 30), 290.0), t)
+    ex.extract(scene, footprints({"a": box_px(t, 10, 10, 12, 12)}))
+    ex.extract(scene, footprints({"a": box_px(t, 10, 10, 12, 12)}), max_sigma_k=4.0)
+    assert scene.ceilings == [2.5, 4.0]
