@@ -339,7 +339,7 @@ def footprints_geojson(footprints: gpd.GeoDataFrame) -> str:
     geom_col = wgs84.geometry.name
     features = []
     for bid, row in wgs84.iterrows():
-        props = {k: _jsonable(v) for k, v in row.items() if k != geom_col}
+        props = {k: jsonable(v) for k, v in row.items() if k != geom_col}
         geom = row[geom_col]
         features.append(
             {
@@ -352,13 +352,18 @@ def footprints_geojson(footprints: gpd.GeoDataFrame) -> str:
     return json.dumps({"type": "FeatureCollection", "features": features}, default=str)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """JSON-ready copy of a value: NaN/NaT null, ISO-8601 timestamps, plain numpy values.
+
+    A midnight timestamp (a date such as ``valid_from``) is written as its date; containers are
+    converted recursively.
+    """
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
+        return [jsonable(v) for v in value.tolist()]
     try:
         if pd.isna(value):
             return None

@@ -13,13 +13,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-import numpy as np
 import pandas as pd
 
 from kaesong_thermal.classify import STATUS_COLUMNS
 from kaesong_thermal.config import Config, load_config, parse_baseline
 from kaesong_thermal.errors import EXIT_OK, ConfigError, KaesongThermalError
-from kaesong_thermal.pipeline import analyze_store, stored_footprints
+from kaesong_thermal.pipeline import analyze_store, jsonable, stored_footprints
 
 logger = logging.getLogger(__name__)
 
@@ -86,26 +85,6 @@ def config_from(args: argparse.Namespace) -> Config:
         footprints=getattr(args, "footprints", None),
         workers=getattr(args, "workers", None),
     )
-
-
-def jsonable(value: Any) -> Any:
-    """A JSON-ready value: timestamps ISO-8601, NaN/NaT null, numpy scalars and arrays plain."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
