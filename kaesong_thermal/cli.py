@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    # -v / -q are also accepted after the command (`kaesong-thermal detect ... -v`); SUPPRESS keeps
+    # the top-level value when the command does not repeat them
+    for command_parser in sub.choices.values():
+        command_parser.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
+        )
+        command_parser.add_argument(
+            "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="less log output"
+        )
     return parser
 
 
