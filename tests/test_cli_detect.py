@@ -20,7 +20,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
-from test_pipeline import corrupt_copy, n_buildings, simulated_set, store_invariants
+from _pipeline_factories import corrupt_copy, n_buildings, simulated_set, store_invariants
 
 from kaesong_thermal.cli import main
 from kaesong_thermal.pipeline import analyze_store

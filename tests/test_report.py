@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_plots import XSS_NAME, make_analysis, make_footprints, make_observations
+from _plot_factories import XSS_NAME, make_analysis, make_footprints, make_observations
 
 from kaesong_thermal.cli import main
 from kaesong_thermal.errors import AnalysisError, StoreError

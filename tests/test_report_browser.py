@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plots import XSS_NAME, make_analysis, make_footprints
+from _plot_factories import XSS_NAME, make_analysis, make_footprints
 
 from kaesong_thermal.report import write_report
 
