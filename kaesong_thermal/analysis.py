@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kaesong_thermal._time import utc_timestamp
 from kaesong_thermal.anomaly import DEFAULT_BASELINE, AnomalyParams, compute_anomalies
 from kaesong_thermal.classify import (
     ClassifyParams,
@@ -43,14 +44,14 @@ def _timestamp(value: Any, what: str) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        ts = pd.Timestamp(value)
+        ts = utc_timestamp(value)
     except (ValueError, TypeError) as exc:
         raise AnalysisError(f"{what} {value!r}: not a date ({exc})") from None
-    if ts is pd.NaT or pd.isna(ts):
+    if ts is None:
         raise AnalysisError(f"{what} {value!r}: not a date")
     if not 1900 <= ts.year <= 2261:  # nanosecond timestamps end in April 2262
         raise AnalysisError(f"{what} {value!r}: outside the supported years 1900-2261")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts
 
 
 @dataclass

@@ -33,6 +33,7 @@ import shapely
 from affine import Affine
 
 from kaesong_thermal import zonal
+from kaesong_thermal._time import utc_timestamp
 from kaesong_thermal.errors import FootprintError, ProductError
 from kaesong_thermal.landsat import bands
 
@@ -357,16 +358,6 @@ def psf_parameters(sensor: str | None, unit_m: float = 1.0) -> tuple[float, floa
     return const.native_resolution_m / unit_m, fwhm
 
 
-def _utc_timestamp(value: Any) -> pd.Timestamp | None:
-    """A tz-aware UTC timestamp (naive values are taken as UTC), or None when unknown."""
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    if not isinstance(ts, pd.Timestamp) or pd.isna(ts):
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _empty_frame() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
     for c in ("building_id", "scene_id", "sensor", "level"):
@@ -494,7 +485,7 @@ def extract(
         stats["valid_fraction"] = np.zeros(n)
         stats["ring_valid_px"] = np.zeros(n)
 
-    acq = _utc_timestamp(acquired)
+    acq = utc_timestamp(acquired)
     if acq is not None and proj.has_dates:
         day = acq.normalize()
         vf, vt = proj.day_from, proj.day_to

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kaesong_thermal._time import utc_timestamp as _utc
 from kaesong_thermal.errors import AnalysisError, KaesongThermalError, StoreError
 
 logger = logging.getLogger(__name__)
@@ -99,15 +100,6 @@ class ReportResult:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _utc(value: Any) -> pd.Timestamp | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    ts = pd.Timestamp(value)
-    if pd.isna(ts):
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _iso(value: Any) -> str | None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from kaesong_thermal._files import replace_atomically
 from kaesong_thermal.errors import EXIT_OK, EXIT_USAGE_ERROR, KaesongThermalError, StoreError
 from kaesong_thermal.pipeline import analyze_store, stored_footprints
 
@@ -100,31 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_atomic(frame: pd.DataFrame, out: Path, fmt: str, footprints: Any, store: str) -> None:
-    """Write ``frame`` to ``out`` via a temporary file in the same directory and a rename.
-
-    The file gets the permissions of the file it replaces (a new one: the usual ones under the
-    umask), not the owner-only mode of a temporary file.
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _write(frame, tmp, fmt, footprints, store)
-        os.chmod(tmp, _mode_for(out))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _mode_for(out: Path) -> int:
-    """Permission bits for ``out``: those of the existing file, else 0o666 less the umask."""
-    try:
-        return out.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    """Write ``frame`` to ``out`` in ``fmt`` through a temporary file and a rename."""
+    replace_atomically(out, lambda tmp: _write(frame, tmp, fmt, footprints, store))
 
 
 def _write(frame: pd.DataFrame, path: Path, fmt: str, footprints: Any, store: str) -> None:

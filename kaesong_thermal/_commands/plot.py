@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from kaesong_thermal._files import replace_atomically
 from kaesong_thermal.errors import EXIT_OK, AnalysisError, KaesongThermalError, StoreError
 
 from .detect import _positive_int
@@ -89,16 +88,15 @@ def _save(fig: Any, out: Path, dpi: int) -> None:
     from kaesong_thermal.plots import figure_to_png
 
     data = figure_to_png(fig, dpi=dpi)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, out)  # never a half-written PNG, even when interrupted
+        replace_atomically(out, write)  # never a half-written PNG, even when interrupted
     except OSError as exc:
         raise KaesongThermalError(f"{out}: cannot write the figure ({exc.strerror})") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
     print(out)
 
 
