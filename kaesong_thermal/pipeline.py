@@ -682,8 +682,13 @@ def _analyse(
         return None, pd.DataFrame(columns=list(TRANSITION_COLUMNS)), since
     from kaesong_thermal.analysis import analyze
 
-    analysis = analyze(obs, baseline=baseline, **dict(thresholds))
+    analysis = analyze(obs, baseline=baseline, footprints=_store_footprints(st), **dict(thresholds))
     return analysis, newly_active(analysis, since), since
+
+
+def _store_footprints(st: Store) -> gpd.GeoDataFrame | None:
+    """The store's current footprints for the spill correction (None when it holds none)."""
+    return stored_footprints(st)
 
 
 def newly_active(analysis: Analysis, since: Any = None) -> pd.DataFrame:
@@ -747,6 +752,7 @@ def analyze_store(
         if thresholds is None:
             thresholds = ((last or {}).get("params") or {}).get("thresholds") or {}
         obs = st.observations()
+        footprints = _store_footprints(st)
     finally:
         if not isinstance(store, Store):
             st.close()
@@ -754,7 +760,9 @@ def analyze_store(
         return None
     from kaesong_thermal.analysis import analyze
 
-    return analyze(obs, baseline=parse_baseline(baseline), **dict(thresholds))
+    return analyze(
+        obs, baseline=parse_baseline(baseline), footprints=footprints, **dict(thresholds)
+    )
 
 
 def stored_footprints(store: str | os.PathLike[str] | Store) -> gpd.GeoDataFrame | None:

@@ -828,7 +828,7 @@ class Scene:
         bounds: tuple[float, float, float, float] | None = None,
         crs: Any = None,
         *,
-        max_sigma_k: float | None = 2.5,
+        max_sigma_k: float | None = bands.DEFAULT_MAX_SIGMA_K,
         mask_snow: bool = False,
         band: str | None = None,
     ) -> ThermalWindow:
@@ -843,8 +843,11 @@ class Scene:
             Area to read, in ``crs``; None reads the whole band.
         crs : CRS-like, optional
             CRS of ``bounds``; default the scene CRS.
-        max_sigma_k : float or None, default 2.5
+        max_sigma_k : float or None, default 15.0
             Ceiling on the ST_QA 1-sigma uncertainty, kelvin (Level-2 only); None disables it.
+            The default (:data:`kaesong_thermal.landsat.bands.DEFAULT_MAX_SIGMA_K`) keeps every
+            QA-clear pixel of humid scenes (ST_QA 3-7 K): ST_QA is meant as a weight, carried in
+            ``sigma_k``, not as a mask.
         mask_snow : bool, default False
             Also mark QA_PIXEL snow / ice as invalid.
         band : str, optional
@@ -869,7 +872,7 @@ class Scene:
         )
 
     def qa_summary(
-        self, *, max_sigma_k: float | None = 2.5, mask_snow: bool = False
+        self, *, max_sigma_k: float | None = bands.DEFAULT_MAX_SIGMA_K, mask_snow: bool = False
     ) -> dict[str, float | int]:
         """Pixel counts and fractions over the whole thermal band, read in strips.
 
