@@ -153,11 +153,15 @@ class Paths:
 
 def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> float:
     """Simulate the draw unless a complete one (scenario.json written last) is there."""
+    from kaesong_thermal.simulation.stress import STRESS_VERSION
+
     scen = p.sim / "scenario.json"
     if scen.is_file():
         doc = json.loads(scen.read_text())
-        if doc.get("scenario") == "stress" and (doc.get("start"), doc.get("end")) == (START, END):
+        same = (doc.get("scenario"), doc.get("start"), doc.get("end")) == ("stress", START, END)
+        if same and doc.get("stress", {}).get("version") == STRESS_VERSION:
             return 0.0
+        logger.warning("%s: another period or generator version: simulating again", p.sim)
     if p.sim.exists():
         shutil.rmtree(p.sim)
     t0 = time.perf_counter()
@@ -448,6 +452,9 @@ def summarise(draws: dict[str, dict[str, Any]], seeds: Iterable[int]) -> dict[st
             continue
         worst = float(vals.min() if higher else vals.max())
         out[key] = {"median": float(np.median(vals)), "worst": worst}
+    for role in CONFOUNDERS:
+        flags = [int(d[f"flag_{role}"]) for d in ok if f"flag_{role}" in d]
+        out[f"flag_{role}"] = {"share_of_draws": float(np.mean(flags)) if flags else None}
     return out
 
 
@@ -504,6 +511,12 @@ def section(label: str, meta: dict[str, Any], result: dict[str, Any]) -> str:
     lines.append(
         "| draws scored | " + " | ".join(f"{groups[g]['n_draws']} | " for g in names) + " |"
     )
+    lines += ["", "Confounders flagged (false alert or ending `active`), share of draws:", ""]
+    lines.append("| role | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---:|" * len(names))
+    for role in CONFOUNDERS:
+        cells = [_fmt(groups[g].get(f"flag_{role}", {}).get("share_of_draws")) for g in names]
+        lines.append(f"| `{role}` | " + " | ".join(cells) + " |")
     lines += ["", "Per draw:", ""]
     lines.append(
         "| seed | " + " | ".join(h for _, h in PER_DRAW_COLUMNS) + " | confounders flagged |"
@@ -545,8 +558,8 @@ def write_outputs(out: Path, label: str, meta: dict[str, Any], result: dict[str,
     replace_section(out, label, section(label, meta, result))
     js = out.with_name(out.stem + ".stress.json")
     doc = json.loads(js.read_text()) if js.is_file() else {}
-    doc[label] = {"meta": meta, **result}
-    js.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+    doc[label] = _clean({"meta": meta, **result})
+    js.write_text(json.dumps(doc, indent=1, default=_json_default, allow_nan=False) + "\n")
     csv = out.with_name(out.stem + ".stress.csv")
     rows = []
     for seed, d in result["draws"].items():
@@ -558,6 +571,19 @@ def write_outputs(out: Path, label: str, meta: dict[str, Any], result: dict[str,
         prev = pd.read_csv(csv)
         new = pd.concat([prev.loc[prev["label"].astype(str) != label], new], ignore_index=True)
     new.to_csv(csv, index=False)
+
+
+def _clean(x: Any) -> Any:
+    """JSON-ready copy: NaN and infinities become null (strict JSON), numpy scalars Python ones."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def _json_default(x: Any) -> Any:
@@ -596,7 +622,8 @@ def run_draw(
     try:
         out["simulate_s"] = round(simulate_draw(p, seed, workers, timeout), 1)
         step = "detect"
-        out |= detect_draw(p, workers, redetect, timeout)
+        # a new simulation makes every stored detection of it stale
+        out |= detect_draw(p, workers, redetect or out["simulate_s"] > 0, timeout)
         step = "score"
         t0 = time.perf_counter()
         out |= score_draw(p.sim, p.export)

@@ -307,3 +307,16 @@ def test_stress_refuses_footprints(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="stress"):
         simulate(tmp_path / "x", scenario="stress", footprints=synthetic_footprints())
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_simulates_a_stress_draw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kaesong_thermal.cli import main
+
+    out = tmp_path / "sim"
+    args = ["simulate", str(out), "--scenario", "stress", "--seed", "3"]
+    assert main([*args, "--start", "2025-11-01", "--end", "2025-11-16"]) == 0
+    assert "simulated" in capsys.readouterr().out
+    scen = json.loads((out / "scenario.json").read_text())
+    assert scen["scenario"] == "stress" and scen["seed"] == 3
+    assert len(scen["buildings"]) == len(gpd.read_file(out / "footprints.geojson"))
+    assert main([*args, "--footprints", str(out / "footprints.geojson")]) == 1

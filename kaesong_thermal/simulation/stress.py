@@ -53,6 +53,8 @@ from kaesong_thermal.simulation.scenario import (
 
 logger = logging.getLogger(__name__)
 
+#: Version of the generator: a change of any draw bumps it (the evaluation re-simulates).
+STRESS_VERSION = 1
 #: The detector's default baseline period: every building of a draw is idle in it (apart from
 #: sporadic days at low duty).
 IDLE_YEARS = (date(2016, 3, 1), date(2022, 12, 31))
@@ -406,6 +408,9 @@ class Park:
     centre: tuple[float, float]
     block_m: tuple[float, float]
     street_m: float
+    blocks_per_row: int = 0
+    setback_m: float = 0.0
+    tight_share: float = 0.0
 
 
 def draw_park(seed: int) -> Park:
@@ -473,7 +478,7 @@ def draw_park(seed: int) -> Park:
         v0 = -j * (bh + sw)
         blocks_used.append(box(u0, v0 - bh, u0 + bw, v0))
         queue = list(block_special.get(b, []))
-        one_row = any(it.d > 80 for it in queue) or rng.uniform() < 0.4
+        one_row = any(it.d > 60 for it in queue) or rng.uniform() < 0.4
         usable_h = bh - 2 * sb
         if one_row:
             rows = [(v0 - sb - usable_h, usable_h)]
@@ -560,6 +565,9 @@ def draw_park(seed: int) -> Park:
         centre=(cx0, cy0),
         block_m=(bw, bh),
         street_m=sw,
+        blocks_per_row=n_c,
+        setback_m=sb,
+        tight_share=tight,
     )
 
 
@@ -585,12 +593,17 @@ class StressDraw:
     def to_json(self) -> dict[str, Any]:
         """The ``stress`` section of scenario.json: every drawn parameter and the events."""
         return {
+            "version": STRESS_VERSION,
             "physics": self.physics.to_json(),
             "layout": {
                 "angle_deg": round(self.park.angle_deg, 2),
                 "centre_xy": [round(c, 1) for c in self.park.centre],
                 "block_m": [round(b, 1) for b in self.park.block_m],
                 "street_m": round(self.park.street_m, 1),
+                "blocks_per_row": self.park.blocks_per_row,
+                "blocks_used": len(self.park.blocks),
+                "setback_m": round(self.park.setback_m, 1),
+                "tight_gap_share": round(self.park.tight_share, 3),
                 "n_buildings": len(self.plans),
             },
             "schedule": self.params,
@@ -648,7 +661,7 @@ def draw_stress(seed: int) -> StressDraw:
     never = special | {reclad_id, demolished_id}
     kinds = {}
     for i in ids:
-        # a few offices and stores among the sheds: never operated from 2023
+        # a few offices and stores among the sheds: never operated
         kinds[i] = (
             "office" if (i not in never and not tags[i] and rng.uniform() < 0.15) else "factory"
         )
