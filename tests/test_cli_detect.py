@@ -421,6 +421,27 @@ def test_export_observations(small_store: Path, tmp_path: Path, name: str, fmt: 
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left
 
 
+def test_export_observations_carry_the_status_after_each_scene(
+    small_store: Path, tmp_path: Path
+) -> None:
+    from kaesong_thermal.pipeline import analyze_store
+
+    out = tmp_path / "obs.csv"
+    assert cli("export", out, "--store", small_store) == 0
+    frame = pd.read_csv(out)
+    assert set(frame["status"]) <= {"active", "idle", "uncertain", "no_data"}
+    analysis = analyze_store(small_store)
+    assert analysis is not None
+    timeline = analysis.timeline
+    obs = analysis.observations
+    # a valid row carries the status after it; a no_data row the one before it
+    expected = timeline["status"].reindex(obs.index).groupby(obs["building_id"]).ffill()
+    assert frame["status"].tolist() == expected.fillna("no_data").tolist()
+    last = frame.groupby("building_id")["status"].last()
+    final = timeline.groupby("building_id")["status"].last()
+    assert (last.reindex(final.index) == final).all()
+
+
 def test_export_status_and_atomic_replace(
     small_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
