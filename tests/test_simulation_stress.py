@@ -215,12 +215,29 @@ def test_wide_wing_spreads_a_hot_roof_further() -> None:
 
 
 def test_the_yard_appears_on_its_date() -> None:
+    """The unmapped lot is grass before its date and hot pavement from it on."""
+    from datetime import timedelta
+
     d = sx.draw_stress(6)
-    static = rd.build_static(d.footprints, d.plans, "crop", 6, stress=d.physics)
     y = d.physics.yard_date
-    before = rd.draw_scene(static, "landsat-8", date(y.year - 1, 7, 1), 6)
-    assert d.physics.yard_delta_k(before.day, 0.9) == 0.0
-    assert d.physics.yard_delta_k(y, 0.9) > 6.0
+    windows = []
+    for yard_date in (y, y + timedelta(days=1)):  # paved on the scene's day, or the day after
+        physics = replace(d.physics, yard_date=yard_date, _cache={})
+        static = rd.build_static(d.footprints, d.plans, "crop", 6, stress=physics)
+        draws = rd.draw_scene(static, "landsat-8", y, 6)
+        windows.append(rd.sensor_window(static, draws, np.random.default_rng(2)))
+    after, before = windows
+    c = d.park.yard.centroid
+    g = rd.CROP_GRID
+    r, q = int((g.y0 - c.y) // 30), int((c.x - g.x0) // 30)
+    s = math.sin(math.radians(draws.sun.elevation_deg))
+    delta = d.physics.yard_delta_k(y, s)
+    assert delta == pytest.approx(0.5 + 8.0 * s)
+    assert d.physics.yard_delta_k(y - timedelta(days=1), s) == 0.0
+    warm = float(after[r, q] - before[r, q])
+    assert 0.2 * delta < warm < delta
+    # far from the yard nothing changes but the wing's faint share
+    assert abs(float(after[5, 5] - before[5, 5])) < 0.05
 
 
 # --------------------------------------------------------------------------- products
