@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from kaesong_thermal.simulation import physics as ph
+from kaesong_thermal.simulation.render import FINE_M, bilinear, blur, blurred_maps
 from kaesong_thermal.simulation.scenario import (
     CROP_GRID,
     EPSG,
@@ -123,8 +124,8 @@ class StressPhysics:
         ny, nx = shape
         lc = np.full(shape, ph.FIELD, np.uint8)
         yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
-        x_m = fine_x0 + (xx + 0.5) * ph_fine()
-        y_m = fine_y0 - (yy + 0.5) * ph_fine()
+        x_m = fine_x0 + (xx + 0.5) * FINE_M
+        y_m = fine_y0 - (yy + 0.5) * FINE_M
         relief = ph.correlated_field(shape, 40.0, rng)
         lc[relief > 1.1] = ph.FOREST
         tx, ty, tr = self.town
@@ -134,7 +135,7 @@ class StressPhysics:
         across = -(x_m - sx) * math.sin(sd) + (y_m - sy) * math.cos(sd)
         along = (x_m - sx) * math.cos(sd) + (y_m - sy) * math.sin(sd)
         lc[np.abs(across - 200 * np.sin(2 * np.pi * along / 2400.0)) < 20] = ph.WATER
-        tr_fine = from_origin(fine_x0, fine_y0, ph_fine(), ph_fine())
+        tr_fine = from_origin(fine_x0, fine_y0, FINE_M, FINE_M)
 
         def mask(geoms: list[Any]) -> NDArray[np.bool_]:
             shapes = [(g, 1) for g in geoms if not g.is_empty]
@@ -156,7 +157,7 @@ class StressPhysics:
     def core_kernel(self, native_m: float) -> NDArray[np.float64]:
         """1-D core PSF: the drawn detector footprint (scaled to the sensor) * optical blur [1]_."""
         footprint = self.detector_footprint_m * native_m / 100.0
-        return ph.psf_kernel_1d(footprint, ph_fine(), self.optical_sigma_m)
+        return ph.psf_kernel_1d(footprint, FINE_M, self.optical_sigma_m)
 
     def l2_offset_k(self, code: str, day: date) -> float:
         """Scene-wide Level-2 retrieval offset of one scene, uniform in +-``l2_offset_max_k`` [3]_."""
@@ -233,7 +234,7 @@ class StressPhysics:
         maps += [(bid2 == k).astype(np.float32) for k in range(len(static.plans))]
         maps.append(self._yard_mask(static).astype(np.float32))
         nc, mc = n // COARSE, m // COARSE
-        sigma = self.wing_sigma_m / (COARSE * ph_fine())
+        sigma = self.wing_sigma_m / (COARSE * FINE_M)
         out = np.empty((len(maps), nc, mc), np.float32)
         for i, a in enumerate(maps):
             blocks = a[: nc * COARSE, : mc * COARSE].reshape(nc, COARSE, mc, COARSE).mean((1, 3))
@@ -246,7 +247,7 @@ class StressPhysics:
             from rasterio.features import rasterize
             from rasterio.transform import from_origin
 
-            tr = from_origin(static.fine_x0, static.fine_y0, ph_fine(), ph_fine())
+            tr = from_origin(static.fine_x0, static.fine_y0, FINE_M, FINE_M)
             r = rasterize([(self.yard, 1)], out_shape=static.landcover.shape, transform=tr)
             self._cache["yard_mask"] = np.asarray(r, bool)
         return self._cache["yard_mask"]
@@ -254,8 +255,6 @@ class StressPhysics:
     def _yard_core(self, static: Any, kernel: NDArray) -> tuple[int, int, NDArray[np.float32]]:
         key = f"yard_core_{len(kernel)}_{float(kernel[len(kernel) // 2]):.9f}"
         if key not in self._cache:
-            from kaesong_thermal.simulation.render import blur
-
             mask = self._yard_mask(static)
             rr, cc = np.nonzero(mask)
             half = (len(kernel) - 1) // 2
@@ -287,8 +286,6 @@ class StressPhysics:
         evaluated on 40 m cells (it is at least 300 m wide), linear in the same static maps as
         the core. The yard, once paved, adds its excess over the grass lot through both parts.
         """
-        from kaesong_thermal.simulation.render import bilinear, blurred_maps
-
         stack = self._wide_stack(static)
         delta = self.yard_delta_k(d.day, v.sin_elev)
         coef = np.concatenate(
@@ -336,13 +333,6 @@ class StressPhysics:
             "yard_gain_k": ph.CLASS_SOLAR_GAIN_K[ph.PAVED],
             "town": [round(x, 1) for x in self.town],
         }
-
-
-def ph_fine() -> float:
-    """The fine grid of the renderer, m (10 m)."""
-    from kaesong_thermal.simulation.render import FINE_M
-
-    return FINE_M
 
 
 # ---------------------------------------------------------------------------------------------
