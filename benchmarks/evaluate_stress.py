@@ -138,6 +138,8 @@ class Paths:
     db: Path
     export: Path
     log: Path
+    sim_timing: Path
+    timing: Path
 
     @classmethod
     def of(cls, workdir: Path, seed: int, label: str) -> Paths:
@@ -148,11 +150,25 @@ class Paths:
             db=workdir / f"stress{seed}.{tag}.db",
             export=workdir / f"stress{seed}.{tag}.observations.csv",
             log=workdir / f"stress{seed}.{tag}.log",
+            sim_timing=workdir / f"stress{seed}.simulate.json",
+            timing=workdir / f"stress{seed}.{tag}.detect.json",
         )
 
 
-def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> float:
-    """Simulate the draw unless a complete one (scenario.json written last) is there."""
+def _stored(path: Path) -> dict[str, Any]:
+    """Timings of an earlier run (empty when there are none)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str, Any]:
+    """Simulate the draw unless a complete one (scenario.json written last) is there.
+
+    Returns ``simulate_s`` (of the run that made it) and ``simulated`` (made now).
+    """
     from kaesong_thermal.simulation.stress import STRESS_VERSION
 
     scen = p.sim / "scenario.json"
@@ -160,7 +176,7 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> float:
         doc = json.loads(scen.read_text())
         same = (doc.get("scenario"), doc.get("start"), doc.get("end")) == ("stress", START, END)
         if same and doc.get("stress", {}).get("version") == STRESS_VERSION:
-            return 0.0
+            return {"simulate_s": _stored(p.sim_timing).get("simulate_s"), "simulated": False}
         logger.warning("%s: another period or generator version: simulating again", p.sim)
     if p.sim.exists():
         shutil.rmtree(p.sim)
@@ -170,13 +186,18 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> float:
     res = _cli(args, p.sim.parent, p.log, timeout)
     if res.returncode != 0 or not scen.is_file():
         raise RuntimeError(f"simulate exited with {res.returncode} (see {p.log})")
-    return time.perf_counter() - t0
+    out = {"simulate_s": round(time.perf_counter() - t0, 1)}
+    p.sim_timing.write_text(json.dumps(out) + "\n")
+    return out | {"simulated": True}
 
 
 def detect_draw(p: Paths, workers: int, redetect: bool, timeout: float) -> dict[str, Any]:
-    """Detect and export through the CLI (skipped when this label's export exists)."""
-    if p.export.is_file() and not redetect:
-        return {"detect_s": 0.0, "export_s": 0.0, "reused": True, "failed_products": None}
+    """Detect and export through the CLI (skipped when this label's export of the current
+    simulation exists: it is newer than the simulation's scenario.json)."""
+    scen = p.sim / "scenario.json"
+    fresh = p.export.is_file() and p.export.stat().st_mtime >= scen.stat().st_mtime
+    if fresh and not redetect:
+        return _stored(p.timing) | {"reused": True}
     for f in (p.db, p.export, Path(f"{p.db}-wal"), Path(f"{p.db}-shm")):
         f.unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -199,13 +220,14 @@ def detect_draw(p: Paths, workers: int, redetect: bool, timeout: float) -> dict[
     )
     if exp.returncode != 0 or not p.export.is_file():
         raise RuntimeError(f"export exited with {exp.returncode} (see {p.log})")
-    return {
+    out = {
         "detect_s": round(t_detect, 1),
         "export_s": round(time.perf_counter() - t1, 1),
-        "reused": False,
         "detect_exit": res.returncode,
         "failed_products": failed,
     }
+    p.timing.write_text(json.dumps(out) + "\n")
+    return out | {"reused": False}
 
 
 # --------------------------------------------------------------------------------- scoring
@@ -620,10 +642,11 @@ def run_draw(
     out: dict[str, Any] = {}
     step = "simulate"
     try:
-        out["simulate_s"] = round(simulate_draw(p, seed, workers, timeout), 1)
+        sim = simulate_draw(p, seed, workers, timeout)
+        out |= sim
         step = "detect"
         # a new simulation makes every stored detection of it stale
-        out |= detect_draw(p, workers, redetect or out["simulate_s"] > 0, timeout)
+        out |= detect_draw(p, workers, redetect or sim["simulated"], timeout)
         step = "score"
         t0 = time.perf_counter()
         out |= score_draw(p.sim, p.export)
