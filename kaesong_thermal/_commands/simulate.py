@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("outdir", help="output directory")
-    p.add_argument("--scenario", default="kaesong", choices=("kaesong", "idle"))
+    p.add_argument("--scenario", default="kaesong", choices=("kaesong", "idle", "stress"))
     p.add_argument(
         "--start", type=iso_date, default=None, help="first acquisition date, YYYY-MM-DD"
     )

@@ -47,6 +47,7 @@ from kaesong_thermal.simulation.scenario import (
     stable_u01,
     synthetic_footprints,
 )
+from kaesong_thermal.simulation.stress import draw_stress, stress_products
 
 __all__ = ["SimulationResult", "simulate", "synthetic_footprints"]
 
@@ -172,7 +173,9 @@ def simulate_acquisition(
     products = []
     scene_rows = []
     pids = []
-    for level in opts.levels:
+    stress = static.stress
+    levels = opts.levels if stress is None else stress.levels_on(spec.code, day)
+    for level in levels:
         pid = wr.product_id(spec.code, level, day, processed)
         pids.append(pid)
         info = wr.ProductInfo(
@@ -201,7 +204,8 @@ def simulate_acquisition(
                 pw.write("thermal", r0, wr.scale_l1(rad, spec.code, s.fill))
             pw.write("qa_pixel", r0, s.qa_pixel)
             pw.write("qa_radsat", r0, np.zeros_like(s.qa_pixel))
-        products.append(str(pw.close(stac=opts.stac, tar=opts.tar)))
+        tar = opts.tar or (stress is not None and stress.tar_on(pid))
+        products.append(str(pw.close(stac=opts.stac, tar=tar)))
         scene_rows.append(
             {
                 "scene_id": pid,
@@ -270,7 +274,10 @@ def simulate(
     outdir
         Output directory; products go to ``outdir/products/<PRODUCT_ID>/`` (or ``.tar``).
     scenario
-        ``"kaesong"`` (public reporting, see docs/simulator.md) or ``"idle"`` (nothing runs).
+        ``"kaesong"`` (public reporting, see docs/simulator.md), ``"idle"`` (nothing runs) or
+        ``"stress"`` (each seed an independent random park and physics; ``footprints`` may not
+        be given, and the mix of L1-only, L2 and L1 + L2 acquisitions and of ``.tar`` products
+        is part of the draw: ``level`` is not used and ``tar=True`` bundles every product).
     start, end
         First and last acquisition dates (date, datetime or ISO string). Defaults: the first
         operating day of the earliest sensor asked for, and 2025-11-30.
@@ -342,7 +349,14 @@ def simulate(
             f"(16-day repeat; operating: {operating})"
         )
     # everything that can be checked is checked before the output directory is touched
-    fp = load_scenario_footprints(footprints)
+    drawn = None
+    if scenario == "stress":
+        if footprints is not None:
+            raise ConfigError("scenario 'stress' draws its own park: do not give footprints")
+        drawn = draw_stress(seed)
+        fp = drawn.footprints
+    else:
+        fp = load_scenario_footprints(footprints)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"outdir {out}: exists and is not a directory")
@@ -352,8 +366,12 @@ def simulate(
         raise ConfigError(f"outdir {out}: cannot be created ({exc.strerror})") from exc
 
     fp_utm = fp.to_crs(EPSG)
-    plans = plan_buildings(fp_utm, scenario, seed)
-    static = rd.build_static(fp_utm, plans, size, seed)
+    if drawn is not None:
+        plans = drawn.plans
+        static = rd.build_static(fp_utm, plans, size, seed, stress=drawn.physics)
+    else:
+        plans = plan_buildings(fp_utm, scenario, seed)
+        static = rd.build_static(fp_utm, plans, size, seed)
     corners = wr.corners_lonlat(static.grid)
     opts = _Options(out, levels, size, tar, stac, seed)
     n_workers = (os.cpu_count() or 1) if not workers or workers < 1 else int(workers)
@@ -382,7 +400,7 @@ def simulate(
     fp_path = out / "footprints.geojson"
     _write_footprints(fp, fp_path)
     scen_path = out / "scenario.json"
-    doc = {
+    doc: dict[str, Any] = {
         "synthetic": True,
         "scenario": scenario,
         "seed": seed,
@@ -410,6 +428,16 @@ def simulate(
         "buildings": plans_to_json(plans),
         "n_products": sum(len(r["products"]) for r in results),
     }
+    if drawn is not None:
+        doc["levels"] = "drawn per acquisition (stress.products)"
+        doc["physics"]["psf"] = (
+            "(1 - wing_fraction) x box(detector_footprint_m) * gaussian(optical_sigma_m) "
+            "+ wing_fraction x gaussian(wing_sigma_m), see stress.physics"
+        )
+        doc["physics"]["geolocation_jitter_max_m"] = 12.0
+        doc["stress"] = drawn.to_json() | {
+            "products": stress_products(static.stress, tasks, results),
+        }
     scen_path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     products = tuple(Path(p) for res in results for p in res["products"])
     seconds = time.perf_counter() - t0

@@ -83,6 +83,8 @@ class StaticScene:
     bg_frac: NDArray[np.float32] | None  # (4, cy, cx) field/urban/water/forest fractions
     bg_eps: NDArray[np.float32] | None
     blurred: dict[str, BlurredMaps] = dc_field(default_factory=dict)
+    #: drawn physics of the stress family (:mod:`.stress`); None for the fixed scenarios
+    stress: Any = None
 
 
 def _landcover(
@@ -118,8 +120,14 @@ def _landcover(
     return lc
 
 
-def build_static(fp_utm: Any, plans: list[BuildingPlan], size: str, seed: int) -> StaticScene:
-    """Precompute the maps of the simulation (land cover, roof masks, fields, 30 m summaries)."""
+def build_static(
+    fp_utm: Any, plans: list[BuildingPlan], size: str, seed: int, stress: Any = None
+) -> StaticScene:
+    """Precompute the maps of the simulation (land cover, roof masks, fields, 30 m summaries).
+
+    ``stress`` (a :class:`.stress.StressPhysics`) replaces the Kaesong land cover by the drawn
+    park's and drives the per-draw sensor physics.
+    """
     from rasterio.features import rasterize
     from rasterio.transform import from_origin
     from shapely.geometry import box
@@ -132,7 +140,10 @@ def build_static(fp_utm: Any, plans: list[BuildingPlan], size: str, seed: int) -
     fine_x0, fine_y0 = crop.x0 - PAD_M, crop.y0 + PAD_M
     n = round(crop.height * FACTOR + 2 * PAD_M / FINE_M)
     m = round(crop.width * FACTOR + 2 * PAD_M / FINE_M)
-    lc = _landcover((n, m), fine_x0, fine_y0, fp_utm, rng)
+    if stress is not None:
+        lc = stress.landcover((n, m), fine_x0, fine_y0, rng)
+    else:
+        lc = _landcover((n, m), fine_x0, fine_y0, fp_utm, rng)
     ftr = from_origin(fine_x0, fine_y0, FINE_M, FINE_M)
     # hot paved yard next to the building chosen for it
     for p in plans:
@@ -211,6 +222,7 @@ def build_static(fp_utm: Any, plans: list[BuildingPlan], size: str, seed: int) -
         plans=plans,
         bg_frac=bg_frac,
         bg_eps=bg_eps,
+        stress=stress,
     )
 
 
@@ -262,7 +274,7 @@ def draw_scene(static: StaticScene, sensor: str, day: date, seed: int) -> SceneD
         else:
             excess.append(0.0)
     summer = 0.5 * (1 + math.cos(2 * math.pi * (day.timetuple().tm_yday - 205) / 365.25))
-    return SceneDraws(
+    draws = SceneDraws(
         sensor=sensor,
         day=day,
         acquired=acquired,
@@ -277,6 +289,9 @@ def draw_scene(static: StaticScene, sensor: str, day: date, seed: int) -> SceneD
         lattice_offset=(float(rng.uniform(0, 1)), float(rng.uniform(0, 1))),
         excess_k=tuple(excess),
     )
+    if static.stress is not None:
+        return static.stress.adjust_draws(draws, seed)
+    return draws
 
 
 @dataclass(frozen=True)
@@ -302,7 +317,7 @@ def scene_values(static: StaticScene, d: SceneDraws, rng: np.random.Generator) -
     rubble = d.air_k + ph.CLASS_OFFSET_K[ph.RUBBLE] + s * ph.CLASS_SOLAR_GAIN_K[ph.RUBBLE]
     vals = np.empty(len(static.plans))
     for k, p in enumerate(static.plans):
-        gain = ph.ROOF_TYPES[p.roof_type_on(d.day)][0]
+        gain = p.solar_gain_on(d.day)
         roof = d.air_k + p.roof_offset_k + gain * s + d.excess_k[k] + rng.normal(0, 0.3)
         f = p.roof_fraction_on(d.day)
         vals[k] = f * roof + (1 - f) * rubble
@@ -353,7 +368,10 @@ def blurred_maps(static: StaticScene, native_m: float) -> BlurredMaps:
     key = f"{native_m:g}"
     if key in static.blurred:
         return static.blurred[key]
-    kern = ph.psf_kernel_1d(native_m, FINE_M)
+    if static.stress is not None:
+        kern = static.stress.core_kernel(native_m)
+    else:
+        kern = ph.psf_kernel_1d(native_m, FINE_M)
     lc = static.landcover
     roof = lc == ph.ROOF
     water = lc == ph.WATER
@@ -448,6 +466,8 @@ def sensor_window(static: StaticScene, d: SceneDraws, rng: np.random.Generator) 
     rows, cols = native_lattice(static, d, native_m, half)
     v = scene_values(static, d, rng)
     native = native_samples(static, v, maps, rows, cols)
+    if static.stress is not None:
+        native = static.stress.adjust_native(static, d, v, native, rows, cols)
     native += rng.normal(0.0, spec.nedt_k, native.shape)
     h, w = static.win_shape
     pad = PAD_M / FINE_M
@@ -457,7 +477,10 @@ def sensor_window(static: StaticScene, d: SceneDraws, rng: np.random.Generator) 
     # lattice positions are rounded to fine cells: use the exact rounded positions
     taps_r = _taps(out_r, rows, step)
     taps_c = _taps(out_c, cols, step)
-    return ph.apply_taps(native, taps_r, taps_c).astype(np.float32)
+    out = ph.apply_taps(native, taps_r, taps_c)
+    if static.stress is not None:
+        out = out + static.stress.product_noise(out.shape, d)
+    return out.astype(np.float32)
 
 
 def _taps(out: NDArray, nat: NDArray[np.intp], step: float) -> tuple[NDArray, NDArray]:

@@ -33,6 +33,7 @@ import numpy as np
 from affine import Affine
 
 from kaesong_thermal.errors import ConfigError, FootprintError
+from kaesong_thermal.simulation.physics import ROOF_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,21 @@ class BuildingPlan:
     reclad: tuple[str, str] | None = None  # (date, new roof type)
     removed: tuple[str, str] | None = None  # (start, end) of demolition; roof gone at end
     roles: list[str] = field(default_factory=list)
+    gain_k: float | None = None  # own solar gain, K (default: that of the roof type)
+    reclad_gain_k: float | None = None  # own solar gain after a re-cladding, K
+
+    def solar_gain_on(self, day: date) -> float:
+        """Solar gain of the roof on ``day``, K per unit sin(sun elevation).
+
+        The building's own ``gain_k`` (``reclad_gain_k`` once re-clad) when set, else the gain
+        of the roof type in force (:data:`physics.ROOF_TYPES`).
+        """
+        recladded = self.reclad is not None and day >= date.fromisoformat(self.reclad[0])
+        if recladded and self.reclad_gain_k is not None:
+            return self.reclad_gain_k
+        if not recladded and self.gain_k is not None:
+            return self.gain_k
+        return ROOF_TYPES[self.roof_type_on(day)][0]
 
     def roof_type_on(self, day: date) -> str:
         """Roof type in force on ``day`` (a re-cladding changes it)."""
@@ -257,7 +273,7 @@ def plan_buildings(fp_utm: Any, scenario: str, seed: int) -> list[BuildingPlan]:
     ``dismantled``, ``subpixel`` (the smallest footprint, below a 100 m native pixel).
     """
     if scenario not in ("kaesong", "idle"):
-        raise ConfigError(f"scenario {scenario!r}: unknown (use 'kaesong' or 'idle')")
+        raise ConfigError(f"scenario {scenario!r}: unknown (use 'kaesong', 'idle' or 'stress')")
     ids = [str(i) for i in fp_utm.index]
     kinds = {
         i: (str(k) if isinstance(k, str) else "factory")
@@ -476,6 +492,10 @@ def plans_to_json(plans: Iterable[BuildingPlan]) -> list[dict[str, Any]]:
                 "roles": p.roles,
             }
         )
+        if p.gain_k is not None:
+            out[-1]["gain_k"] = p.gain_k
+        if p.reclad_gain_k is not None:
+            out[-1]["reclad_gain_k"] = p.reclad_gain_k
     return out
 
 

@@ -1,0 +1,152 @@
+"""The stress-family scorer (benchmarks/evaluate_stress.py) on a hand-made export with known figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ev() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_stress", ROOT / "benchmarks" / "evaluate_stress.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["evaluate_stress"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+DATES = pd.date_range("2022-11-01 02:10", periods=10, freq="16D", tz="UTC")
+# A: a 10,000 m2 hall switching on on 2023-01-10; B: a 400 m2 idle neighbour, falsely alerted
+TRUTH_A = [0, 0, 0, 0, 0, 1, 1, 0, 1, 1]
+STATE_A = ["idle"] * 5 + ["no_data", "active", "active", "active", "idle"]
+STATUS_A = ["idle"] * 7 + ["active"] * 3
+STATE_B = ["idle", "idle", "active", "active"] + ["idle"] * 6
+STATUS_B = ["idle"] * 3 + ["active"] + ["idle"] * 4 + ["active"] * 2
+
+
+def _write(tmp: Path) -> tuple[Path, Path]:
+    sim = tmp / "sim"
+    sim.mkdir()
+    scenes = [f"LC08_L2SP_116034_{d:%Y%m%d}_X_02_T1" for d in DATES]
+    truth, export = [], []
+    for b, act, states, statuses, hot in (
+        ("A", TRUTH_A, STATE_A, STATUS_A, [0.0] * 6 + [5.0] * 4),
+        ("B", [0] * 10, STATE_B, STATUS_B, [0.1, -0.1, 0.0, 0.05, -0.05] * 2),
+    ):
+        for k, d in enumerate(DATES):
+            truth.append(
+                {
+                    "scene_id": scenes[k],
+                    "building_id": b,
+                    "acquired": d.isoformat(),
+                    "active": act[k],
+                    "roof_excess_k": 3.0 * act[k],
+                    "cloud_fraction": 0.0,
+                }
+            )
+            export.append(
+                {
+                    "building_id": b,
+                    "scene_id": scenes[k],
+                    "acquired": str(d),
+                    "contrast_k": hot[k] + 0.01 * k if states[k] != "no_data" else None,
+                    "state": states[k],
+                    "status": statuses[k],
+                }
+            )
+    pd.DataFrame(truth).to_csv(sim / "truth.csv", index=False)
+    out = tmp / "export.csv"
+    pd.DataFrame(export).to_csv(out, index=False)
+    scen = {
+        "scenario": "stress",
+        "buildings": [
+            {"building_id": "A", "roles": ["switch-on", "active-neighbour"]},
+            {"building_id": "B", "roles": ["idle-neighbour"]},
+        ],
+        "stress": {"events": {"switch_on": {"A": "2023-01-10"}, "switch_off": {}}},
+    }
+    (sim / "scenario.json").write_text(json.dumps(scen))
+    fp = gpd.GeoDataFrame(
+        {"building_id": ["A", "B"]},
+        geometry=[box(291000, 4201000, 291100, 4201100), box(291120, 4201000, 291140, 4201020)],
+        crs="EPSG:32652",
+    ).to_crs(4326)
+    fp.to_file(sim / "footprints.geojson", driver="GeoJSON")
+    return sim, out
+
+
+def test_figures_of_a_hand_made_draw(ev: ModuleType, tmp_path: Path) -> None:
+    sim, export = _write(tmp_path)
+    r = ev.score_draw(sim, export)
+    # status: TP A d8 d9; FP A d7, B d3 d8 d9; FN A d6 (A d5 is no_data and does not count)
+    assert (r["tp"], r["fp"], r["fn"]) == (2, 4, 1)
+    assert r["precision"] == pytest.approx(2 / 6)
+    assert r["recall"] == pytest.approx(2 / 3)
+    assert r["f1"] == pytest.approx(4 / 9)
+    # state: TP A d6 d8; FP A d7, B d2 d3; FN A d9
+    assert (r["state_tp"], r["state_fp"], r["state_fn"]) == (2, 3, 1)
+    assert r["recall_large"] == pytest.approx(2 / 3)
+    # alerts: A at d7 (not truly active then, but on d6: not false); B at d3 (idle years), d8
+    assert r["n_alerts"] == 3
+    assert (r["n_false"], r["n_false_idle"]) == (2, 1)
+    years = (DATES[-1] - DATES[0]).days / 365.25
+    idle = (pd.Timestamp("2023-01-01", tz="UTC") - DATES[0]).total_seconds() / 86400 / 365.25
+    assert r["false_per_by"] == pytest.approx(2 / (2 * years))
+    assert r["false_per_by_idle"] == pytest.approx(1 / (2 * idle))
+    assert r["confounders"]["idle-neighbour"] == {"B": {"false_alert": True, "ends_active": True}}
+    assert r["confounders_flagged"] == 1
+    assert r["confounders"]["reclad"] == {}
+    # switch-on 2023-01-10: valid rows d6 (idle), d7 (active): one scene late
+    assert r["switch_on_events"] == [
+        {"building_id": "A", "switch_on": "2023-01-10", "delay_scenes": 1}
+    ]
+    assert r["delay_median"] == 1.0 and r["switch_on_missed"] == 0
+    # naive: A's contrast jumps by 5 K from d6, z >> 3: active from d7 (two of three)
+    assert r["naive_n_alerts"] == 1 and r["naive_n_false"] == 0
+    assert r["naive_f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+
+
+def test_missing_status_column_is_an_error(ev: ModuleType, tmp_path: Path) -> None:
+    sim, export = _write(tmp_path)
+    pd.read_csv(export).drop(columns="status").to_csv(export, index=False)
+    with pytest.raises(ValueError, match="status"):
+        ev.score_draw(sim, export)
+
+
+def test_seeds_sections_and_failures(ev: ModuleType, tmp_path: Path) -> None:
+    assert ev.parse_seeds(["101-103", "105,101"]) == [101, 102, 103, 105]
+    out = tmp_path / "r.md"
+    out.write_text("# Results\n\nkept\n")
+    draws = {"1": {"f1": 0.5, "false_per_by_idle": 0.1}, "2": {"error": "detect: boom"}}
+    result = {"draws": draws, "summary": {"all": ev.summarise(draws, [1, 2])}}
+    meta = {"command": "x", "machine": "m", "date": "d", "version": "v"}
+    ev.write_outputs(out, "before", meta, result)
+    ev.write_outputs(out, "after", meta, result)
+    ev.write_outputs(out, "before", meta, result)
+    text = out.read_text()
+    assert text.startswith("# Results\n\nkept\n")
+    assert text.count("label `before`") == 1 and text.count("label `after`") == 1
+    assert text.index("label `before`") < text.index("label `after`")
+    assert "failed: detect: boom" in text
+    s = result["summary"]["all"]
+    assert s["n_draws"] == 1 and s["f1"] == {"median": 0.5, "worst": 0.5}
+    assert s["delay_median"]["median"] is None
+    csv = pd.read_csv(tmp_path / "r.stress.csv")
+    assert sorted(csv["label"].unique()) == ["after", "before"] and len(csv) == 4
+    js = json.loads((tmp_path / "r.stress.json").read_text())
+    assert set(js) == {"before", "after"}
+    assert math.isclose(js["before"]["draws"]["1"]["f1"], 0.5)

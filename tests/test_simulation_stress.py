@@ -1,0 +1,339 @@
+"""Tests of the stress family of the simulator (kaesong_thermal.simulation.stress)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+import kaesong_thermal as kt
+from kaesong_thermal.errors import ConfigError
+from kaesong_thermal.simulation import SimulationResult, simulate
+from kaesong_thermal.simulation import render as rd
+from kaesong_thermal.simulation import stress as sx
+
+
+@pytest.fixture(scope="module")
+def draw(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
+    """One stress draw over a short winter-spring period (both sensors)."""
+    out = tmp_path_factory.mktemp("stress")
+    return simulate(out, scenario="stress", seed=7, start="2024-01-01", end="2024-05-31")
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _gaps(fp: gpd.GeoDataFrame) -> np.ndarray:
+    geoms = list(fp.geometry)
+    return np.array(
+        [min(g.distance(o) for j, o in enumerate(geoms) if j != i) for i, g in enumerate(geoms)]
+    )
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 101, 250])
+def test_layout_sizes_gaps_and_shapes(seed: int) -> None:
+    d = sx.draw_stress(seed)
+    fp = d.footprints
+    assert 25 <= len(fp) <= 45
+    area = fp.geometry.area
+    assert area.min() < 400.0  # about 15 x 15 m
+    assert area.max() > 15_000.0  # up to 160 x 110 m
+    assert (area > 5_000).sum() >= 3
+    assert (area < 2_000).mean() > 0.3  # skewed to small sheds
+    gaps = _gaps(fp)
+    assert gaps.min() >= 9.9  # never touching
+    assert ((gaps >= 10) & (gaps <= 25)).sum() >= 4  # tight rows
+    # no two footprints overlap and none is empty
+    assert all(g.is_valid and not g.is_empty for g in fp.geometry)
+    assert fp.geometry.union_all().area == pytest.approx(area.sum(), rel=1e-9)
+    # the yard is unmapped and touches no footprint
+    assert d.park.yard.area > 1_000
+    assert min(d.park.yard.distance(g) for g in fp.geometry) >= 5.0
+
+
+def test_some_roofs_are_l_shaped_or_rotated() -> None:
+    shapes = rotated = 0
+    for seed in range(1, 9):
+        d = sx.draw_stress(seed)
+        angle = math.radians(d.park.angle_deg)
+        for g in d.footprints.geometry:
+            n = len(g.exterior.coords) - 1
+            shapes += n == 6
+            # a rectangle aligned with the grid has edges along the grid angle
+            x0, y0 = g.exterior.coords[0]
+            x1, y1 = g.exterior.coords[1]
+            a = math.atan2(y1 - y0, x1 - x0) - angle
+            off = abs((a + math.pi / 4) % (math.pi / 2) - math.pi / 4)
+            rotated += n == 4 and off > math.radians(5)
+    assert shapes >= 4
+    assert rotated >= 2
+
+
+def test_the_street_grid_orientation_and_position_vary() -> None:
+    a = [sx.draw_stress(s).park.angle_deg for s in range(1, 7)]
+    assert np.ptp(a) > 20
+    for s in range(1, 4):
+        fp = sx.draw_stress(s).footprints
+        minx, miny, maxx, maxy = fp.total_bounds
+        left, bottom, right, top = sc_bounds()
+        assert left + 400 < minx and maxx < right - 400
+        assert bottom + 400 < miny and maxy < top - 400
+
+
+def sc_bounds() -> tuple[float, float, float, float]:
+    from kaesong_thermal.simulation.scenario import CROP_GRID
+
+    return CROP_GRID.bounds
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize("seed", [1, 5, 101])
+def test_roles_schedules_and_confounders(seed: int) -> None:
+    d = sx.draw_stress(seed)
+    plans = {p.building_id: p for p in d.plans}
+    roles = {b: p.roles for b, p in plans.items()}
+    for role in (*sx.CONFOUNDER_ROLES, "active-pair", "switch-on", "switch-off"):
+        assert any(role in r for r in roles.values()), role
+    area = d.footprints.geometry.area
+    geom = d.footprints.geometry
+    # idle neighbour: 500-1,000 m2, 10-25 m from a >= 5,000 m2 building that switches on
+    (nb,) = [b for b, r in roles.items() if "idle-neighbour" in r]
+    host = d.events["idle_neighbour"]["active_neighbour"]
+    assert 500 <= area[nb] <= 1_000
+    assert area[host] >= 5_000 and "switch-on" in roles[host]
+    assert 10 <= geom[nb].distance(geom[host]) <= 25.5
+    a, b = d.events["active_pair"]["building_ids"]
+    assert 10 <= geom[a].distance(geom[b]) <= 25.5
+    assert "switch-on" in roles[a] and "switch-on" in roles[b]
+    # confounders never operate
+    for role in sx.CONFOUNDER_ROLES:
+        for bid in (b for b, r in roles.items() if role in r):
+            days = pd.date_range("2013-06-01", "2025-11-30", freq="D").date
+            assert not any(plans[bid].operating_on(x, seed) for x in days), (role, bid)
+    # 30-50 % of the factories switch on (more only when the forced ones need it)
+    factories = [p for p in d.plans if p.kind == "factory"]
+    on = [p for p in factories if "switch-on" in p.roles]
+    assert 0.28 <= len(on) / len(factories) <= 0.55 or len(on) == 4
+    # demolition after 2018, re-cladding and yard on random dates
+    assert date.fromisoformat(d.events["demolished"]["start"]) >= date(2018, 7, 1)
+    assert 1.4 <= d.events["reclad"]["step_k"] <= 2.6
+
+
+def test_idle_years_are_idle_but_for_sporadic_days() -> None:
+    for seed in (1, 2, 3):
+        d = sx.draw_stress(seed)
+        days = pd.date_range("2016-03-01", "2022-12-31", freq="7D").date
+        share = np.mean([[p.operating_on(x, seed) > 0 for x in days] for p in d.plans])
+        assert share < 0.02
+        duties = {p.operating_on(x, seed) for p in d.plans for x in days} - {0.0}
+        assert duties <= {0.25}
+
+
+def test_switch_on_excess_grows_in_winter() -> None:
+    d = sx.draw_stress(3)
+    p = next(p for p in d.plans if "switch-on" in p.roles)
+    assert 2.0 <= p.base_excess_k <= 12.0
+    from kaesong_thermal.simulation import physics as ph
+
+    rng = np.random.default_rng(0)
+    winter = np.mean([ph.roof_excess_k(p.base_excess_k, 268.0, 1.0, rng) for _ in range(200)])
+    summer = np.mean([ph.roof_excess_k(p.base_excess_k, 298.0, 1.0, rng) for _ in range(200)])
+    assert winter > 1.5 * summer
+
+
+# --------------------------------------------------------------------------- physics
+
+
+def test_physics_is_drawn_per_seed_within_ranges() -> None:
+    ps = [sx.draw_stress(s).physics for s in range(1, 9)]
+    for p in ps:
+        assert 90 <= p.detector_footprint_m <= 110
+        assert 15 <= p.optical_sigma_m <= 35
+        assert 0.05 <= p.wing_fraction <= 0.15
+        assert 300 <= p.wing_sigma_m <= 500
+        assert 0 <= p.l1_only_share <= 0.5
+        assert p.l2_offset_max_k <= 1.5
+    assert np.ptp([p.detector_footprint_m for p in ps]) > 5
+    assert np.ptp([p.l1_only_share for p in ps]) > 0.1
+
+
+def _hot_minus_cold(physics: sx.StressPhysics, d: sx.StressDraw, k: int) -> np.ndarray:
+    static = rd.build_static(d.footprints, d.plans, "crop", 4, stress=physics)
+    draws = rd.draw_scene(static, "landsat-8", date(2024, 1, 10), 4)
+    excess = [0.0] * len(d.plans)
+    excess[k] = 10.0
+    hot = replace(draws, excess_k=tuple(excess))
+    cold = replace(draws, excess_k=tuple(0.0 for _ in excess))
+    a = rd.sensor_window(static, hot, np.random.default_rng(1))
+    b = rd.sensor_window(static, cold, np.random.default_rng(1))
+    return np.asarray(a - b, float)
+
+
+def test_wide_wing_spreads_a_hot_roof_further() -> None:
+    """With the wing, a hot roof warms pixels 300-600 m away as a Gaussian of its energy."""
+    d = sx.draw_stress(4)
+    k = int(np.argmax(d.footprints.geometry.area.to_numpy()))
+    wing = _hot_minus_cold(d.physics, d, k)
+    core = _hot_minus_cold(replace(d.physics, wing_fraction=0.0, _cache={}), d, k)
+    c = d.footprints.geometry.iloc[k].centroid
+    g = rd.CROP_GRID
+    y = (g.y0 - (np.arange(g.height) + 0.5) * 30.0)[:, None]
+    x = (g.x0 + (np.arange(g.width) + 0.5) * 30.0)[None, :]
+    dist = np.hypot(x - c.x, y - c.y)
+    far = (dist > 300) & (dist < 600)
+    p = d.physics
+    area = float(d.footprints.geometry.iloc[k].area)
+    s2 = p.wing_sigma_m**2
+    expected = (
+        10.0 * p.wing_fraction * area * np.exp(-(dist[far] ** 2) / (2 * s2)) / (2 * np.pi * s2)
+    )
+    assert wing[far].mean() == pytest.approx(expected.mean() + core[far].mean(), rel=0.25)
+    assert wing[far].mean() > 3 * abs(core[far].mean())
+    # the core keeps 1 - wing_fraction of the peak
+    assert wing[dist < 40].mean() == pytest.approx(
+        (1 - p.wing_fraction) * core[dist < 40].mean(), rel=0.05
+    )
+
+
+def test_the_yard_appears_on_its_date() -> None:
+    """The unmapped lot is grass before its date and hot pavement from it on."""
+    from datetime import timedelta
+
+    d = sx.draw_stress(6)
+    y = d.physics.yard_date
+    windows = []
+    for yard_date in (y, y + timedelta(days=1)):  # paved on the scene's day, or the day after
+        physics = replace(d.physics, yard_date=yard_date, _cache={})
+        static = rd.build_static(d.footprints, d.plans, "crop", 6, stress=physics)
+        draws = rd.draw_scene(static, "landsat-8", y, 6)
+        windows.append(rd.sensor_window(static, draws, np.random.default_rng(2)))
+    after, before = windows
+    c = d.park.yard.centroid
+    g = rd.CROP_GRID
+    r, q = int((g.y0 - c.y) // 30), int((c.x - g.x0) // 30)
+    s = math.sin(math.radians(draws.sun.elevation_deg))
+    delta = d.physics.yard_delta_k(y, s)
+    assert delta == pytest.approx(0.5 + 8.0 * s)
+    assert d.physics.yard_delta_k(y - timedelta(days=1), s) == 0.0
+    warm = float(after[r, q] - before[r, q])
+    assert 0.2 * delta < warm < delta
+    # far from the yard nothing changes but the wing's faint share
+    assert abs(float(after[5, 5] - before[5, 5])) < 0.05
+
+
+# --------------------------------------------------------------------------- products
+
+
+def test_products_open_and_truth_and_roles_are_written(draw: SimulationResult) -> None:
+    truth = pd.read_csv(draw.truth_path)
+    scen = json.loads(draw.scenario_path.read_text())
+    assert scen["scenario"] == "stress"
+    fp = gpd.read_file(draw.footprints_path)
+    assert fp.crs.to_epsg() == 4326 and "building_id" in fp
+    assert "valid_to" not in fp.columns  # the analyst does not know of the demolition
+    ids = set(fp["building_id"])
+    assert set(truth["building_id"]) == ids
+    assert {b["building_id"] for b in scen["buildings"]} == ids
+    roles = {r for b in scen["buildings"] for r in b["roles"]}
+    assert set(sx.CONFOUNDER_ROLES) | {"active-pair", "switch-on"} <= roles
+    for key in ("physics", "layout", "schedule", "events", "products"):
+        assert key in scen["stress"]
+    assert set(truth["scene_id"]) == {p.name.removesuffix(".tar") for p in draw.products}
+    assert any(p.suffix == ".tar" for p in draw.products)
+    assert any("_L1TP_" in p.name for p in draw.products)
+    fp_utm = fp.to_crs(32652)
+    big = fp_utm.geometry.area.idxmax()
+    clear = 0
+    for p in draw.products:
+        scene = kt.open_scene(p)
+        m = scene.metadata
+        assert m.scene_id == p.name.removesuffix(".tar")
+        assert m.level == ("L2" if "_L2SP_" in p.name else "L1")
+        assert m.crs.to_epsg() == 32652
+        w = scene.read_kelvin(tuple(fp_utm.geometry[big].buffer(300).bounds), crs=32652)
+        k = np.asarray(w.kelvin, float)[np.asarray(w.valid, bool)]
+        assert ((k > 230.0) & (k < 340.0)).all()
+        clear += k.size > 0
+    assert clear >= len(draw.products) // 3
+
+
+def test_l1_only_share_matches_the_draw(draw: SimulationResult) -> None:
+    scen = json.loads(draw.scenario_path.read_text())
+    share = scen["stress"]["physics"]["l1_only_share"]
+    acq = scen["stress"]["products"]
+    written: dict[tuple[str, str], set[str]] = {}
+    for p in draw.products:
+        sensor, level, _, day = p.name.split("_")[:4]
+        written.setdefault((sensor, day), set()).add(level[:2])
+    assert len(written) == len(acq)
+    for a in acq:
+        levels = written[(a["sensor"], a["date"].replace("-", ""))]
+        assert levels == set(a["levels"])
+        assert len(a["products"]) == len(a["levels"])
+    realised = np.mean([a["levels"] == ["L1"] for a in acq])
+    n = len(acq)
+    assert abs(realised - share) <= 4 * math.sqrt(max(share * (1 - share), 0.01) / n) + 0.02
+    # over many acquisitions the share converges to the drawn one
+    d = sx.draw_stress(7).physics
+    days = pd.date_range("2014-01-01", "2025-11-30", freq="8D").date
+    long = np.mean([d.levels_on("LC08", x) == ("L1",) for x in days])
+    assert long == pytest.approx(d.l1_only_share, abs=0.06)
+
+
+def test_some_products_are_tar_in_some_draws() -> None:
+    shares = [sx.draw_stress(s).physics.tar_share for s in range(1, 9)]
+    assert max(shares) > 0.2
+    p = sx.draw_stress(1).physics
+    assert any(p.tar_on(f"LC08_L2SP_116034_2024{m:02d}01_x") for m in range(1, 13))
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
+    kw = {"scenario": "stress", "start": "2024-02-01", "end": "2024-02-20"}
+    a = simulate(tmp_path / "a", seed=11, **kw)  # type: ignore[arg-type]
+    b = simulate(tmp_path / "b", seed=11, workers=2, **kw)  # type: ignore[arg-type]
+    c = simulate(tmp_path / "c", seed=12, **kw)  # type: ignore[arg-type]
+    assert _digest(a.outdir) == _digest(b.outdir)
+    assert _digest(a.outdir) != _digest(c.outdir)
+    fa = gpd.read_file(a.footprints_path)
+    fc = gpd.read_file(c.footprints_path)
+    assert len(fa) != len(fc) or not fa.geometry.equals(fc.geometry)
+
+
+def test_stress_refuses_footprints(tmp_path: Path) -> None:
+    from kaesong_thermal.simulation import synthetic_footprints
+
+    with pytest.raises(ConfigError, match="stress"):
+        simulate(tmp_path / "x", scenario="stress", footprints=synthetic_footprints())
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_simulates_a_stress_draw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kaesong_thermal.cli import main
+
+    out = tmp_path / "sim"
+    args = ["simulate", str(out), "--scenario", "stress", "--seed", "3"]
+    assert main([*args, "--start", "2025-11-01", "--end", "2025-11-16"]) == 0
+    assert "simulated" in capsys.readouterr().out
+    scen = json.loads((out / "scenario.json").read_text())
+    assert scen["scenario"] == "stress" and scen["seed"] == 3
+    assert len(scen["buildings"]) == len(gpd.read_file(out / "footprints.geojson"))
+    assert main([*args, "--footprints", str(out / "footprints.geojson")]) == 1
