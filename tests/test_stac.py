@@ -224,6 +224,28 @@ def test_remote_windows_equal_local_reads_and_fetch_little(
         assert by_url.scene_id == product.name and isinstance(by_url, RemoteScene)
 
 
+def test_s3_hrefs_through_vsis3(
+    sim: tuple[list[Path], Path], server: StacServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    products, fp = sim
+    item = copy.deepcopy(publish_product(server, products[1], collection="c-s3"))
+    for asset in item["assets"].values():  # bucket "data" on an S3 endpoint on loopback
+        asset["href"] = asset["href"].replace(f"{server.url}/", "s3://")
+    monkeypatch.setenv("AWS_S3_ENDPOINT", server.url.removeprefix("http://"))
+    monkeypatch.setenv("AWS_HTTPS", "NO")
+    monkeypatch.setenv("AWS_VIRTUAL_HOSTING", "FALSE")
+    monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "YES")
+    server.reset_counts()
+    scene = kt.open_scene(item)
+    assert scene.files["ST_B10"].gdal_path.startswith("/vsis3/data/c-s3/")
+    footprints = kt.load_footprints(fp)
+    remote = kt.extract(scene, footprints)["t_roof_k"].to_numpy(float)
+    local = kt.extract(kt.open_scene(products[1]), footprints)["t_roof_k"].to_numpy(float)
+    np.testing.assert_allclose(remote, local, atol=1e-4, equal_nan=True)
+    assert np.isfinite(remote).sum() > 10
+    assert server.totals("/data/c-s3/")[0] > 0  # really read from the endpoint
+
+
 def test_scale_and_offset_from_raster_bands(
     sim: tuple[list[Path], Path], server: StacServer
 ) -> None:

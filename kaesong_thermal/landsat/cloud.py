@@ -145,6 +145,46 @@ def clear_cache(path: str) -> None:
         lib.VSICurlPartialClearCache(path.encode("utf-8"))
 
 
+def read_vsi_bytes(path: str, name: str, options: HttpOptions | None = None) -> bytes:
+    """The whole content of a small remote file GDAL can read (``/vsis3/...``: an MTL on S3,
+    with GDAL's own ``AWS_*`` credentials and request signing).
+
+    Raises
+    ------
+    ProductError
+        GDAL cannot open or read the file (or libgdal cannot be loaded).
+    """
+    import ctypes
+
+    from kaesong_thermal.errors import ProductError
+
+    lib = _libgdal()
+    if lib is None:
+        raise ProductError(f"{name}: cannot fetch through GDAL here (libgdal not found)")
+    chunks: list[bytes] = []
+    settings = gdal_options(options or HttpOptions.from_env())
+    suffix = Path(path).suffix
+    settings["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] = (
+        f"{settings['CPL_VSIL_CURL_ALLOWED_EXTENSIONS']},{suffix}"
+    )
+    with rasterio.Env(**settings):
+        lib.CPLErrorReset()
+        handle = lib.VSIFOpenL(path.encode("utf-8"), b"rb")
+        if not handle:
+            message = (lib.CPLGetLastErrorMsg() or b"").decode("utf-8", "replace")
+            raise ProductError(f"{name}: cannot fetch ({redact(message) or 'not found'})")
+        try:
+            buffer = ctypes.create_string_buffer(1 << 16)
+            while True:
+                n = lib.VSIFReadL(buffer, 1, len(buffer), handle)
+                if n <= 0:
+                    break
+                chunks.append(buffer.raw[:n])
+        finally:
+            lib.VSIFCloseL(handle)
+    return b"".join(chunks)
+
+
 @functools.lru_cache(maxsize=1)
 def _libgdal() -> Any:
     import ctypes
@@ -159,10 +199,34 @@ def _libgdal() -> Any:
             lib = ctypes.CDLL(name)
             lib.VSICurlPartialClearCache.argtypes = [ctypes.c_char_p]
             lib.VSICurlPartialClearCache.restype = None
+            lib.VSIFOpenL.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+            lib.VSIFOpenL.restype = ctypes.c_void_p
+            lib.VSIFReadL.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_size_t,
+                ctypes.c_void_p,
+            ]
+            lib.VSIFReadL.restype = ctypes.c_size_t
+            lib.VSIFCloseL.argtypes = [ctypes.c_void_p]
+            lib.VSIFCloseL.restype = ctypes.c_int
+            lib.CPLGetLastErrorMsg.argtypes = []
+            lib.CPLGetLastErrorMsg.restype = ctypes.c_char_p
+            lib.CPLErrorReset.argtypes = []
+            lib.CPLErrorReset.restype = None
             return lib
         except (OSError, AttributeError):
             continue
     return None
 
 
-__all__ = ["HttpOptions", "cloud_env", "gdal_options", "gdal_path", "is_remote", "redact"]
+__all__ = [
+    "HttpOptions",
+    "clear_cache",
+    "cloud_env",
+    "gdal_options",
+    "gdal_path",
+    "is_remote",
+    "read_vsi_bytes",
+    "redact",
+]

@@ -108,6 +108,7 @@ STAC_KEYS: dict[str, dict[str, str]] = {
 _MTL_FORM_ORDER = ("_mtl.txt", "_mtl.xml", "_mtl.json")
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 _GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+_REMOTE_VSI = ("/vsis3/", "/vsicurl/")
 _STRIP_ROWS = 1024
 _CHUNK_BYTES = 1 << 20
 
@@ -273,7 +274,12 @@ class FileRef:
     def exists(self) -> bool:
         """True when the file exists (members of a listed archive and remote files always do:
         a missing remote file is reported when it is read)."""
-        return self.tar_path is not None or self.url is not None or Path(self.gdal_path).is_file()
+        return (
+            self.tar_path is not None
+            or self.url is not None
+            or self.gdal_path.startswith(_REMOTE_VSI)
+            or Path(self.gdal_path).is_file()
+        )
 
     def iter_bytes(self) -> Iterator[bytes]:
         """Yield the file's bytes in 1 MiB chunks (archive members are streamed, never unpacked;
@@ -282,6 +288,11 @@ class FileRef:
             from kaesong_thermal.landsat.remote import fetch_bytes
 
             yield fetch_bytes(self.url, self.name)
+            return
+        if self.gdal_path.startswith(_REMOTE_VSI):
+            from kaesong_thermal.landsat.cloud import read_vsi_bytes
+
+            yield read_vsi_bytes(self.gdal_path, self.name)
             return
         try:
             if self.tar_path is not None and self.member is not None:
