@@ -146,12 +146,20 @@ class StacServer:
                 if not collections or cid in collections
                 for item in items
             ]
+        wanted = params.get("ids")
+        if isinstance(wanted, str):
+            wanted = wanted.split(",")
         out = []
         for item in pool:
+            if wanted and item["id"] not in wanted:
+                continue
             if bbox is not None:
                 b = item["bbox"]
                 if b[0] > bbox[2] or b[2] < bbox[0] or b[1] > bbox[3] or b[3] < bbox[1]:
                     continue
+            if wanted:
+                out.append(item)
+                continue
             t = _parse_time(item["properties"]["datetime"])
             if (start is not None and t < start) or (end is not None and t > end):
                 continue

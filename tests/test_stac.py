@@ -246,6 +246,28 @@ def test_s3_hrefs_through_vsis3(
     assert server.totals("/data/c-s3/")[0] > 0  # really read from the endpoint
 
 
+def test_landsatlook_st_items_fetch_their_sr_sibling(
+    sim: tuple[list[Path], Path], server: StacServer
+) -> None:
+    products, fp = sim
+    product = products[1]
+    item = publish_product(server, product, collection="c-ll-all")
+    st = {**copy.deepcopy(item), "id": f"{product.name}_ST"}
+    st["assets"] = {k: v for k, v in st["assets"].items() if k in ("lwir11", "qa")}
+    sr = {**copy.deepcopy(item), "id": f"{product.name}_SR"}
+    sr["assets"] = {k: v for k, v in sr["assets"].items() if k not in ("lwir11", "qa")}
+    sr["properties"]["landsat:correction"] = "L2SR"
+    server.add_item("c-ll-st", st)
+    server.add_item("c-ll-sr", sr)
+    found = kt.search_scenes(server.url, fp, collections="c-ll-st")
+    assert [i.id for i in found] == [product.name]
+    assert {"lwir11", "qa", "qa_pixel", "mtl.txt"} <= set(found[0].assets)
+    footprints = kt.load_footprints(fp)
+    remote = kt.extract(kt.open_scene(found[0]), footprints)["t_roof_k"].to_numpy(float)
+    local = kt.extract(kt.open_scene(product), footprints)["t_roof_k"].to_numpy(float)
+    np.testing.assert_allclose(remote, local, atol=1e-4, equal_nan=True)
+
+
 def test_scale_and_offset_from_raster_bands(
     sim: tuple[list[Path], Path], server: StacServer
 ) -> None:

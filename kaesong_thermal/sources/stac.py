@@ -186,8 +186,8 @@ def search_scenes(
     start, end : date-like, optional
         Acquisition interval (inclusive, UTC); open-ended when None.
     collections : str or sequence of str, optional
-        Default ``landsat-c2-l2``. LandsatLook: ``landsat-c2l2-st`` (and ``landsat-c2l2-sr``:
-        the ``_ST`` and ``_SR`` items of one product are merged into one).
+        Default ``landsat-c2-l2``. LandsatLook: ``landsat-c2l2-st``; the ``_SR`` item of each
+        ``_ST`` item (QA_PIXEL, MTL) is fetched by id and the two are merged into one.
     max_cloud : float, optional
         Keep items whose ``eo:cloud_cover`` (whole scene, percent) is at most this; a scene's
         cover says little about one site, which :class:`~kaesong_thermal.landsat.remote.RemoteScene`
@@ -225,6 +225,14 @@ def search_scenes(
         client = pystac_client.Client.open(api_url, timeout=timeout_s)
         search = client.search(collections=chosen, bbox=bbox, datetime=interval, limit=_PAGE)
         raw = [item.to_dict() for item in search.items()]
+        ids = {str(i.get("id")) for i in raw}
+        # LandsatLook: a _ST item whose _SR sibling (QA_PIXEL, MTL) was not searched for
+        missing = sorted(
+            f"{i[:-3]}_SR" for i in ids if i.upper().endswith("_ST") and f"{i[:-3]}_SR" not in ids
+        )
+        if missing:
+            siblings = client.search(ids=missing, limit=_PAGE)
+            raw += [item.to_dict() for item in siblings.items()]
     except (APIError, requests.RequestException, pystac.STACError, ValueError) as exc:
         text = redact(str(exc)).strip().splitlines()
         raise ProductError(
