@@ -225,7 +225,9 @@ def _init_worker(
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
+    from kaesong_thermal.landsat.cloud import redact  # no URL query (signing token) in a message
+
+    lines = redact(str(exc)).strip().splitlines()
     text = lines[0] if lines else ""
     if isinstance(exc, KaesongThermalError):
         return text or type(exc).__name__
@@ -263,7 +265,9 @@ def _process(product: Any) -> _Outcome:
         scene = open_scene(product)
         try:
             checksum = scene.thermal_checksum()
-            source = getattr(product, "source", None) or os.path.abspath(path)
+            source = getattr(product, "source", None) or (
+                path if "://" in path else os.path.abspath(path)
+            )
             record = _scene_record(scene.metadata, source, checksum)
             if not state.force and state.known.get(record["scene_id"]) == checksum:
                 return _Outcome(path, scene=record, skipped=True)

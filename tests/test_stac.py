@@ -436,6 +436,47 @@ def test_faults_fail_one_scene_each_and_a_rerun_picks_them_up(
     store_invariants(db, 5, n_buildings(fp))
 
 
+def test_planetary_computer_hrefs_are_signed_in_the_worker_only(
+    sim: tuple[list[Path], Path],
+    server: StacServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    products, fp = sim
+    publish_product(server, products[1], collection="c-signed")
+    signed: list[str] = []
+
+    def fake_sign(item: dict[str, Any]) -> dict[str, Any]:  # what planetary_computer.sign does
+        out = copy.deepcopy(item)
+        for asset in out["assets"].values():
+            asset["href"] += f"?se=2030&{SECRET}"
+        signed.append(out["id"])
+        return out
+
+    assert stac.signing_for("https://planetarycomputer.microsoft.com/api/stac/v1")
+    assert stac.signing_for(server.url) is None
+    monkeypatch.setattr(stac, "signing_for", lambda url: "planetary-computer")
+    monkeypatch.setattr(stac, "sign_item", fake_sign)
+    db = tmp_path / "kt.db"
+    with caplog.at_level(logging.DEBUG):
+        run = kt.detect_stac(
+            server.url,
+            footprints=fp,
+            store=db,
+            collections="c-signed",
+            baseline=BASELINE,
+            workers=1,
+        )
+    assert run.result.ingested == [products[1].name] and signed == [products[1].name]
+    ours = [r for r in caplog.records if r.name.startswith("kaesong_thermal")]
+    assert ours and not any("TOPSECRET" in r.getMessage() for r in ours)  # even at DEBUG
+    assert not any(
+        "TOPSECRET" in r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
+    )
+    assert b"TOPSECRET" not in db.read_bytes()
+
+
 def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     for argv in (
         ["detect"],
