@@ -406,9 +406,9 @@ def test_faults_fail_one_scene_each_and_a_rerun_picks_them_up(
     monkeypatch.setenv("KAESONG_THERMAL_HTTP_RETRY_DELAY", "0.05")
     db = tmp_path / "kt.db"
     argv = ["detect", "--stac", server.url, "--collection", coll, "--store", db]
-    argv += ["--footprints", fp, "--baseline", BASELINE, "--workers", 2, "--json"]
+    argv += ["--footprints", fp, "--baseline", BASELINE, "--json"]
     with caplog.at_level(logging.INFO):
-        code = cli(*argv)
+        code = cli(*argv, "--workers", 1)
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert code == 1
@@ -429,7 +429,7 @@ def test_faults_fail_one_scene_each_and_a_rerun_picks_them_up(
     # faults gone: the re-run reads exactly the three failed scenes
     with server.lock:
         server.faults.clear()
-    code = cli(*argv)
+    code = cli(*argv, "--workers", 2)  # in parallel, in fresh processes
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and sorted(result["ingested"]) == sorted([ids[0], ids[2], ids[3]])
     assert result["failed"] == []
