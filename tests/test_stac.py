@@ -477,6 +477,17 @@ def test_planetary_computer_hrefs_are_signed_in_the_worker_only(
     assert b"TOPSECRET" not in db.read_bytes()
 
 
+def test_a_404_cached_in_this_process_is_asked_again_by_the_next_open(
+    sim: tuple[list[Path], Path], server: StacServer
+) -> None:
+    products, _ = sim
+    item = publish_product(server, products[2], collection="c-again")
+    server.fault(f"c-again/{products[2].name}/{products[2].name}_ST_B10.TIF", "404")
+    with pytest.raises(KaesongThermalError, match=r"_ST_B10\.TIF: cannot open.*404"):
+        kt.open_scene(item)
+    assert kt.open_scene(item).scene_id == products[2].name  # the file is back
+
+
 def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     for argv in (
         ["detect"],

@@ -377,6 +377,9 @@ def open_item(
         checksum_basis=checksum_basis,
         max_site_cloud=max_site_cloud,
     )
+    for ref in listing.files.values():  # a failure cached by an earlier run is asked again
+        if ref.gdal_path.startswith(("/vsicurl/", "/vsis3/")):
+            clear_cache(ref.gdal_path)
     try:
         mtl_ref = _pick_mtl(listing)
         with cloud_env(opts):
