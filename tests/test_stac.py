@@ -503,3 +503,25 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     code = cli("detect", "--stac", "http://127.0.0.1:9", "--store", tmp_path / "x.db")
     err = capsys.readouterr().err
     assert code == 1 and "STAC search failed" in err and len(err.strip().splitlines()) == 1
+    code = cli(
+        "detect", "--stac", "http://127.0.0.1:9", "--since", "soon", "--store", tmp_path / "x.db"
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "since 'soon': not a date" in err
+    assert not (tmp_path / "x.db").exists()  # nothing created for a failed search
+
+
+def test_info_on_an_item_url(
+    sim: tuple[list[Path], Path], server: StacServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    products, _ = sim
+    item = publish_product(server, products[1], collection="c-info")
+    url = f"{server.url}/collections/c-info/items/{item['id']}"
+    assert cli("info", url, "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["scene_id"] == products[1].name and info["path"] == url
+    assert (info["width"], info["height"]) == (200, 200)
+    assert info["files"]["ST_B10"].startswith(f"{server.url}/data/c-info/")
+    assert info["qa"]["pixels"] == 40000
+    assert cli("info", url + "-gone") == 1
+    assert "HTTP 404" in capsys.readouterr().err

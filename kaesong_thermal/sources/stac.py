@@ -312,6 +312,7 @@ def _search_start(since: Any, as_of: pd.Timestamp | None) -> Any:
         if as_of is None:
             return None
         return as_of - pd.Timedelta(days=LOOKBACK_DAYS)
+    _iso(since, "since")  # a malformed date is a ConfigError naming --since
     return since
 
 
