@@ -872,6 +872,10 @@ def compute_anomalies(
     if p.idle_regression:
         base_rows = valid & (in_period if period is not None else np.ones(len(obs), bool))
         covariates = scene_covariates(obs, s_codes, doy, valid, base_rows, n_s)
+        if scaled_scene.any():
+            # each roof's own L1 - L2 offset: the at-sensor temperature of a roof also carries
+            # the sky radiance it reflects, (1 - eps) L_down, which depends on its emissivity
+            covariates["level1"] = scaled_scene[s_codes].astype(float)
         w_ang = 2.0 * np.pi * doy / DAYS_PER_YEAR
         harmonic = np.column_stack([np.ones(len(obs)), np.cos(w_ang), np.sin(w_ang)])
         logger.debug("idle-roof regression covariates: scene effect, %s", ", ".join(covariates))

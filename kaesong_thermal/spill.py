@@ -13,8 +13,8 @@ contrast removes a neighbour's blurred excess.  This module does, in two steps:
    ``M[b, b]`` is ``b``'s own dilution (0.15-0.35 for 3,500-7,500 m2 roofs under TIRS).
 2. :func:`unmix_anomalies` (per scene, pure): the anomalies ``a`` (what is left after the scene
    effect and each building's idle baseline) of the buildings that look warm (``z >= gate``)
-   solve ``a_A = M_AA e_A`` for their own roof excesses ``e`` (regularised towards each roof
-   on its own); each building's own anomaly is then ``M_bb e_b``, and the spill of the warm
+   solve ``a_A = M_AA e_A`` for their own roof excesses ``e`` (lightly ridge-regularised); each
+   building's own anomaly is then ``M_bb e_b``, and the spill of the warm
    ones, ``sum_j M_bj e_j``, is taken from every other building's anomaly.  An idle roof beside
    a working one loses the borrowed excess; two adjacent working roofs keep their own.
 
@@ -53,10 +53,12 @@ TILE_M = 4_000.0
 MIN_ENTRY = 1e-3
 #: Buildings whose anomaly ``z`` reaches this are unmixed jointly (the warm set).
 GATE_Z = 1.5
-#: Strength of the pull of each warm roof's excess towards its single-roof value ``a_j / M_jj``
-#: (a ridge penalty in units of the data's own weight): keeps a pair of small adjacent roofs,
-#: whose system is nearly singular, from trading noise.
-RIDGE = 0.1
+#: Strength of the pull of each warm roof's own excess towards zero (a ridge penalty in units of
+#: the data's own weight, so a lone warm roof keeps 1 / 1.01 of its anomaly): keeps a pair of
+#: small adjacent roofs, whose system is nearly singular, from trading noise.  (A pull towards
+#: each roof's single-roof value ``a_j / M_jj`` instead credited a small roof beside a hot one
+#: with the hot one's spill: 0.3 K of it stayed.)
+RIDGE = 0.01
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ def unmix_anomalies(
     -----
     Per scene, with the warm set ``A``, weights ``W = diag(1 / sigma^2)`` and ``D = diag(M)``::
 
-        (M_AA' W M_AA + r D W D) e = M_AA' W a_A + r D W D e0,   e0 = a_A / diag(M_AA)
+        (M_AA' W M_AA + r D W D) e = M_AA' W a_A
 
     (``r`` = :data:`RIDGE`); own anomaly ``D e`` in ``A``, ``a_b - M_bA e`` elsewhere.  The
     uncertainty of ``e`` (``(M' W M + r D W D)^-1``, the ridge sandwich neglected) is added in
@@ -273,7 +275,7 @@ def unmix_anomalies(
         a = anomaly[warm]
         dwd = RIDGE * d * w * d
         lhs = m_aa.T @ (w[:, None] * m_aa) + np.diag(dwd)
-        rhs = m_aa.T @ (w * a) + dwd * (a / d)
+        rhs = m_aa.T @ (w * a)
         try:
             cov_e = np.linalg.inv(lhs)
         except np.linalg.LinAlgError:

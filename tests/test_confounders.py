@@ -147,9 +147,11 @@ def test_weak_persistent_work_is_active_scene_by_scene_through_the_accumulated_e
     assert (late_w["state"] == "active").mean() < 0.5
     assert (late_c["state"] == "active").mean() > 0.8
     assert (late_c["status"] == "active").mean() > 0.85
-    # and no idle building is rated active anywhere in ~10 years
-    idle = cusum.loc[cusum["building_id"].str.startswith("idle")]
-    assert not (idle["status"] == "active").any()
+    # and the idle buildings stay within the false-alert budget (0.02 per building-year):
+    # at most one switch to active in their ~118 building-years
+    tr = kt.analyze(obs).transitions()
+    false = tr.loc[tr["building_id"].str.startswith("idle") & (tr["to_status"] == "active")]
+    assert len(false) <= 1
 
 
 def test_cusum_threshold_follows_the_stated_false_alarm_rate() -> None:
