@@ -233,6 +233,7 @@ def detect_draw(p: Paths, workers: int, redetect: bool, timeout: float) -> dict[
         "export_s": round(time.perf_counter() - t1, 1),
         "detect_exit": res.returncode,
         "failed_products": failed,
+        "detect_commit": _commit(),
     }
     p.timing.write_text(json.dumps(out) + "\n")
     return out | {"reused": False}
@@ -521,7 +522,8 @@ def section(label: str, meta: dict[str, Any], result: dict[str, Any]) -> str:
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}; {meta['date']}; detector version {meta['version']}. "
         f"Draws simulated {meta['period'][0]}..{meta['period'][1]}, Landsat 8+9; "
-        f"detector at commit {meta.get('commit', '?')}; scored only from "
+        f"scored at commit {meta.get('commit', '?')}, detected at "
+        f"{', '.join(_detect_commits(draws)) or '?'}; scored only from "
         "`kaesong-thermal export --what observations` against truth.csv and scenario.json.",
         "",
     ]
@@ -565,6 +567,11 @@ def section(label: str, meta: dict[str, Any], result: dict[str, Any]) -> str:
         )
     lines += ["", f"<!-- stress:{label}:end -->"]
     return "\n".join(lines)
+
+
+def _detect_commits(draws: dict[str, dict[str, Any]]) -> list[str]:
+    """The commits the draws' detections ran at (``?`` where unknown), in order of seeds."""
+    return list(dict.fromkeys(str(d.get("detect_commit") or "?") for d in draws.values()))
 
 
 def replace_section(path: Path, label: str, text: str) -> None:
