@@ -71,6 +71,7 @@ LARGE_M2 = 5000.0
 PRIOR_DAYS = 30
 NAIVE_Z = 3.0
 YEAR_DAYS = 365.25
+GIT_STATUS = ("git", "status", "--porcelain", "--untracked-files=no")
 #: Columns the score may use from the export (plus contrast_k for the naive baseline).
 EXPORT_COLUMNS = ("scene_id", "building_id", "acquired", "state", "status")
 
@@ -651,14 +652,16 @@ def summary_text(label: str, result: dict[str, Any]) -> str:
 
 
 def _commit() -> str:
-    """Commit of the source tree evaluated (``+dirty`` with uncommitted changes), or ``?``."""
+    """Commit of the source tree evaluated, ``+dirty`` with uncommitted changes outside
+    ``benchmarks/results``, or ``?`` outside a git checkout."""
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True
         )
+        # results files are outputs, not the code evaluated
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [*GIT_STATUS, "--", "..", ":(exclude)../benchmarks/results"],
             cwd=here,
             capture_output=True,
             text=True,
