@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "Store": "kaesong_thermal.store",
     "detect": "kaesong_thermal.pipeline",
     "extract_products": "kaesong_thermal.pipeline",
+    "search_scenes": "kaesong_thermal.sources.stac",
+    "detect_stac": "kaesong_thermal.sources.stac",
     "write_report": "kaesong_thermal.report",
     "KaesongThermalError": "kaesong_thermal.errors",
 }
@@ -47,12 +49,14 @@ __all__ = [
     "__version__",
     "analyze",
     "detect",
+    "detect_stac",
     "evaluate",
     "extract",
     "extract_products",
     "footprints_hash",
     "load_footprints",
     "open_scene",
+    "search_scenes",
     "simulate",
     "validate_footprints",
     "write_report",
@@ -68,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kaesong_thermal.pipeline import detect, extract_products
     from kaesong_thermal.report import write_report
     from kaesong_thermal.simulation import simulate
+    from kaesong_thermal.sources.stac import detect_stac, search_scenes
     from kaesong_thermal.store import Store
 
 

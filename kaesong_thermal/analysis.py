@@ -23,7 +23,12 @@ import numpy as np
 import pandas as pd
 
 from kaesong_thermal._time import utc_timestamp
-from kaesong_thermal.anomaly import DEFAULT_BASELINE, AnomalyParams, compute_anomalies
+from kaesong_thermal.anomaly import (
+    DEFAULT_BASELINE,
+    AnomalyParams,
+    compute_anomalies,
+    ring_contamination,
+)
 from kaesong_thermal.classify import (
     ClassifyParams,
     observation_states,
@@ -62,8 +67,10 @@ class Analysis:
     ----------
     observations : pandas.DataFrame
         Input columns plus ``valid, scene_effect_k, residual_k, baseline_k, baseline_sigma_k,
-        anomaly_k, z, baseline_method, stratum, state``, sorted by ``building_id, acquired``
-        (``stratum``: processing level and instrument family, each with its own baseline).
+        anomaly_k, anomaly_sigma_k, z, baseline_method, stratum, state, status, confidence``,
+        sorted by ``building_id, acquired`` (``stratum``: the group with its own scene effects
+        and baselines; ``status`` / ``confidence``: the persisted verdict after the row,
+        :func:`attach_status`).
     params : dict
         Every threshold used (baseline included).
     """
@@ -179,7 +186,7 @@ SENSOR_FAMILY: dict[str, str] = {
 #: Two products of one sensor acquired within this time are the same acquisition (an L1 and an
 #: L2 product of a scene carry the same scene-centre time; different passes are days apart).
 SAME_ACQUISITION = pd.Timedelta(minutes=5)
-LEVEL_RULES = ("separate", "l2-only")
+LEVEL_RULES = ("pooled", "separate", "l2-only")
 
 
 def _level(obs: pd.DataFrame) -> pd.Series:
@@ -241,26 +248,94 @@ def drop_level1_duplicates(observations: pd.DataFrame) -> pd.DataFrame:
     return observations.loc[keep]
 
 
-def strata(observations: pd.DataFrame) -> pd.Series:
-    """Processing level and thermal instrument family of each row, e.g. ``"L2 TIRS"``.
+def strata(observations: pd.DataFrame, levels: str = "separate") -> pd.Series:
+    """The analysis group of each row: thermal instrument family, and level unless pooled.
 
     Parameters
     ----------
     observations : pandas.DataFrame
         Rows with, when present, ``level`` and ``sensor``.
+    levels : str
+        ``"separate"`` / ``"l2-only"``: processing level and family, e.g. ``"L2 TIRS"``;
+        ``"pooled"``: the family alone (``"TIRS"``), L1 and L2 sharing one baseline.
 
     Returns
     -------
     pandas.Series
         One label per row (same index); an unknown sensor code keeps its own code as family.
     """
-    level = _level(observations)
     if "sensor" in observations.columns:
         code = observations["sensor"].astype(str).str.strip().str.upper()
         family = code.map(lambda c: SENSOR_FAMILY.get(c, c))
     else:
         family = pd.Series("TIRS", index=observations.index, dtype=object)
-    return level + " " + family
+    if levels == "pooled":
+        return family.astype(object)
+    return _level(observations) + " " + family
+
+
+def unmix_by_sensor(result: pd.DataFrame, footprints: Any) -> pd.DataFrame:
+    """Remove neighbours' spill from the anomalies, with each sensor's own PSF.
+
+    Parameters
+    ----------
+    result : pandas.DataFrame
+        Analysed observations.
+    footprints : geopandas.GeoDataFrame
+        Indexed by ``building_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same rows and order, ``anomaly_k, anomaly_sigma_k, z`` unmixed, ``spill_k`` added
+        (:func:`kaesong_thermal.spill.unmix_anomalies`).
+    """
+    from kaesong_thermal.extraction import psf_parameters
+    from kaesong_thermal.spill import spill_matrix, unmix_anomalies
+
+    codes = (
+        result["sensor"].astype(str).str.upper()
+        if "sensor" in result.columns
+        else pd.Series("LC08", index=result.index)
+    )
+    params = {c: psf_parameters(c) for c in codes.unique()}
+    out = result.copy()
+    out["spill_k"] = np.nan
+    for psf in sorted(set(params.values())):
+        rows = codes.map(lambda c, psf=psf: params[c] == psf).to_numpy(dtype=bool)
+        matrix = spill_matrix(footprints, native_pixel_m=psf[0], psf_fwhm_native=psf[1])
+        part = unmix_anomalies(result.loc[rows], matrix)
+        for col in ("anomaly_k", "anomaly_sigma_k", "z", "spill_k"):
+            out.loc[rows, col] = part[col].to_numpy()
+    return out
+
+
+def attach_status(result: pd.DataFrame, timeline: pd.DataFrame) -> None:
+    """Write each observation's evidence-aware ``state`` and its persisted verdict, in place.
+
+    ``status`` / ``confidence`` on a row are the building's verdict after that observation (what
+    :meth:`Analysis.status` would say as of its acquisition): set on valid rows from the
+    timeline and carried forward over the no-data rows that follow; ``no_data`` / 0 before a
+    building's first valid observation.  Alerts are changes of ``status``, never flips of
+    ``state``.
+
+    Parameters
+    ----------
+    result : pandas.DataFrame
+        Analysed observations (sorted by ``building_id, acquired``).
+    timeline : pandas.DataFrame
+        From :func:`kaesong_thermal.classify.status_timeline` on ``result``.
+    """
+    state = result["state"].to_numpy(dtype=object).copy()
+    state[timeline.index.to_numpy()] = timeline["state"].to_numpy(dtype=object)
+    result["state"] = state
+    status = pd.Series(None, index=result.index, dtype=object)
+    confidence = pd.Series(np.nan, index=result.index, dtype=float)
+    status.loc[timeline.index] = timeline["status"].to_numpy(dtype=object)
+    confidence.loc[timeline.index] = timeline["confidence"].to_numpy(dtype=float)
+    keys = result["building_id"].to_numpy()
+    result["status"] = status.groupby(keys, sort=False).ffill().fillna("no_data").astype(object)
+    result["confidence"] = confidence.groupby(keys, sort=False).ffill().fillna(0.0)
 
 
 def analyze(
@@ -268,7 +343,8 @@ def analyze(
     baseline: str | None = DEFAULT_BASELINE,
     *,
     signal: str = "contrast_k",
-    levels: str = "separate",
+    levels: str = "pooled",
+    footprints: Any = None,
     **thresholds: Any,
 ) -> Analysis:
     """Anomalies, states, statuses and transitions for a table of observations.
@@ -292,7 +368,13 @@ def analyze(
     levels : str
         How L1 and L2 and the two thermal instrument families are combined.  Always: an L1
         observation whose acquisition is also present as L2 is dropped
-        (:func:`drop_level1_duplicates`, logged).  ``"separate"`` (default): every stratum of
+        (:func:`drop_level1_duplicates`, logged), and each thermal instrument family (TM/ETM+,
+        TIRS) is analysed on its own.  ``"pooled"`` (default): L1 and L2 rows of a family share
+        scene effects' model and one baseline per building, every L1 scene being put on the L2
+        scale by its own attenuation of the idle contrasts
+        (:func:`kaesong_thermal.anomaly.level1_scale`): with a third or more of the dates only
+        in L1, separate L1 baselines are too short to hold a season and too tight.
+        ``"separate"``: every stratum of
         processing level x instrument family (:func:`strata`: L1 at-sensor brightness
         temperature vs L2 surface temperature, whose contrasts differ by the atmosphere's
         attenuation; TM/ETM+ vs TIRS, whose pixels dilute a roof differently) is analysed
@@ -300,6 +382,12 @@ def analyze(
         standardised ``z`` and the states are merged into one series per building; a stratum
         with too few scenes in the baseline period uses the ``auto`` baseline, as any building
         does.  ``"l2-only"``: L1 rows are excluded (with a warning) when any L2 row exists.
+    footprints : geopandas.GeoDataFrame, optional
+        The footprints the observations were extracted with (indexed by ``building_id``).
+        Given, each scene's anomalies are unmixed: the spill of warm neighbours through the
+        sensor's point-spread function is removed from every building's anomaly
+        (:mod:`kaesong_thermal.spill`; column ``spill_k``).  ``detect``, ``status``, ``export``
+        and ``report`` pass the store's footprints.
     **thresholds
         Any field of :class:`kaesong_thermal.anomaly.AnomalyParams` (``min_valid_fraction,
         min_ring_px, n_iter, pool_z_max, min_pool, min_baseline_scenes, min_seasonal_scenes,
@@ -348,7 +436,7 @@ def analyze(
                 )
                 obs = obs.loc[(lvl != "L1").to_numpy()]
     column = choose_signal(obs, signal)
-    stratum = strata(obs)
+    stratum = strata(obs, levels)
     labels = sorted(stratum.unique())
     if len(labels) > 1:
         logger.info(
@@ -364,6 +452,7 @@ def analyze(
             a_params,
             signal=column,
             signal_sigma=SIGNALS.get(column),
+            map_level1=levels == "pooled",
         )
         part["stratum"] = lab
         parts.append(part)
@@ -378,8 +467,12 @@ def analyze(
             obs, baseline, a_params, signal=column, signal_sigma=SIGNALS.get(column)
         )
         result["stratum"] = pd.Series(dtype=object)
+    if footprints is not None and len(result):
+        result = unmix_by_sensor(result, footprints)
+    result["ring_contaminated"] = ring_contamination(result, baseline)
     result["state"] = observation_states(result, c_params)
     timeline = status_timeline(result, c_params)
+    attach_status(result, timeline)
     params: dict[str, Any] = {
         "baseline": baseline if baseline is not None else "auto",
         "signal": column,

@@ -106,6 +106,7 @@ OUTPUT_COLUMNS = (
     "baseline_k",
     "baseline_sigma_k",
     "anomaly_k",
+    "anomaly_sigma_k",
     "z",
     "baseline_method",
 )
@@ -700,6 +701,72 @@ def _scene_climatology(
     return fit[s_codes], max(sigma, params.sigma_floor_k)
 
 
+#: Pseudo-buildings (at ``tau = 1``) shrinking each L1 scene's scale estimate; bounds of ``tau``.
+LEVEL1_SCALE_PRIOR = 0.5
+LEVEL1_SCALE_BOUNDS = (0.3, 1.5)
+
+
+def level1_scale(
+    s_codes: np.ndarray,
+    contrast: np.ndarray,
+    level: np.ndarray,
+    pool: np.ndarray,
+    scaled_scene: np.ndarray,
+) -> np.ndarray:
+    """Per-scene scale ``tau`` of the buildings' idle levels in Level-1 scenes.
+
+    An at-sensor brightness temperature contrast is the surface contrast times the scene's
+    band transmittance (plus terms common to roof and ring), ``L_sensor = tau eps B(T) +
+    (1 - eps) tau L_down + L_up`` [1]_, so in a Level-1 scene the building-to-building
+    differences of the idle contrasts shrink by ``tau`` (0.6 in a humid summer, 0.9 in a dry
+    winter).  Per scene, over its pool (believed-idle, valid) buildings, ``tau`` is the least
+    squares slope of the centred contrasts on the centred idle levels, shrunk towards 1 by
+    :data:`LEVEL1_SCALE_PRIOR` pseudo-buildings and bounded by :data:`LEVEL1_SCALE_BOUNDS`.
+
+    Parameters
+    ----------
+    s_codes : numpy.ndarray
+        Scene code per row.
+    contrast : numpy.ndarray
+        Contrast per row (as observed), K.
+    level : numpy.ndarray
+        The row's building's current idle level on the L2 scale, K.
+    pool : numpy.ndarray
+        Rows that may inform the scale.
+    scaled_scene : numpy.ndarray
+        Per scene: estimate a scale (True) or keep 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``tau`` per scene code.
+
+    References
+    ----------
+    .. [1] Barsi, J. A., Schott, J. R., Palluconi, F. D. and Hook, S. J. (2005). Validation of a
+       web-based atmospheric correction tool for single thermal band instruments. *Proc. SPIE*
+       5882, 58820E.
+    """
+    n_s = scaled_scene.size
+    tau = np.ones(n_s)
+    use = pool & scaled_scene[s_codes] & np.isfinite(contrast) & np.isfinite(level)
+    if not use.any():
+        return tau
+    med_c = _group_median(s_codes, contrast, use, n_s)
+    med_l = _group_median(s_codes, level, use, n_s)
+    dc = np.where(use, contrast - med_c[s_codes], 0.0)
+    dl = np.where(use, level - med_l[s_codes], 0.0)
+    n = np.bincount(s_codes[use], minlength=n_s).astype(float)
+    sxy = np.bincount(s_codes, weights=dc * dl, minlength=n_s)
+    sxx = np.bincount(s_codes, weights=dl * dl, minlength=n_s)
+    prior = LEVEL1_SCALE_PRIOR * sxx / np.maximum(n, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = (sxy + prior) / (sxx + prior)
+    ok = scaled_scene & (n >= 3) & (sxx > 1e-9)
+    tau[ok] = np.clip(est[ok], *LEVEL1_SCALE_BOUNDS)
+    return tau
+
+
 def compute_anomalies(
     observations: pd.DataFrame,
     baseline: str | None = DEFAULT_BASELINE,
@@ -707,6 +774,7 @@ def compute_anomalies(
     *,
     signal: str = "contrast_k",
     signal_sigma: str | None = None,
+    map_level1: bool = False,
 ) -> pd.DataFrame:
     """Scene effect, baseline, anomaly and robust z for every observation.
 
@@ -726,14 +794,23 @@ def compute_anomalies(
     signal_sigma : str, optional
         Column of the signal's measurement uncertainty; default ``sigma_k`` for ``contrast_k``
         and ``excess_sigma_k`` for ``excess_k`` (``<signal without _k>_sigma_k`` otherwise).
+    map_level1 : bool
+        When the observations hold both L1 and L2 rows, put every L1 scene on the L2 scale
+        (:func:`level1_scale`): the atmosphere attenuates every roof-to-ring contrast of an
+        at-sensor brightness temperature by the scene's transmittance, so the contrasts of an L1
+        scene are ``S_k + tau_k * (idle level of each building) + tau_k * anomaly``; ``tau_k``
+        is estimated per L1 scene across its believed-idle buildings and the L1 residuals,
+        anomalies and uncertainties are divided by it.  One baseline then serves both levels.
 
     Returns
     -------
     pandas.DataFrame
         A copy of ``observations`` (sorted by ``building_id, acquired``, fresh index) with columns
         ``valid`` (bool), ``scene_effect_k``, ``residual_k`` (contrast - scene effect),
-        ``baseline_k``, ``baseline_sigma_k``, ``anomaly_k`` (residual - baseline), ``z`` and
-        ``baseline_method``.  Non-valid rows carry NaN in the numeric columns.
+        ``baseline_k``, ``baseline_sigma_k``, ``anomaly_k`` (residual - baseline),
+        ``anomaly_sigma_k`` (its total 1-sigma, the denominator of ``z``), ``z``,
+        ``baseline_method`` and ``level_scale`` (``tau`` of the row's scene, 1 but for mapped L1
+        scenes).  Non-valid rows carry NaN in the numeric columns.
 
     Raises
     ------
@@ -774,6 +851,14 @@ def compute_anomalies(
         sig_meas = np.nan_to_num(obs[signal_sigma].to_numpy(dtype=float), nan=0.0)
     else:
         sig_meas = np.zeros(len(obs))
+    scaled_scene = np.zeros(n_s, dtype=bool)
+    if map_level1 and "level" in obs.columns:
+        is_l1 = (obs["level"].astype(str).str.strip().str.upper() == "L1").to_numpy()
+        if is_l1.any() and not is_l1.all():
+            scaled_scene[s_codes[is_l1]] = True
+    tau = np.ones(len(obs))
+    contrast_raw = contrast
+    sig_raw = sig_meas
 
     if period is not None:
         in_period = ((acquired >= period[0]) & (acquired <= period[1])).to_numpy()
@@ -803,8 +888,12 @@ def compute_anomalies(
     clim = np.zeros(len(obs))
     sigma_clim = np.nan
     for it in range(max(1, p.n_iter) + 1):
-        centred = contrast - level
         pool = valid & ~looks_active
+        if it > 0 and scaled_scene.any():
+            tau = level1_scale(s_codes, contrast_raw, level, pool, scaled_scene)[s_codes]
+            contrast = contrast_raw / tau
+            sig_meas = sig_raw / tau
+        centred = contrast - level
         n_pool = np.bincount(s_codes[pool], minlength=n_s)
         if p.weighted_scene_effect and it > 0:
             w_pool = 1.0 / np.maximum(np.nan_to_num(sigma_g[b_codes], nan=np.inf), 1e-6) ** 2
@@ -825,6 +914,12 @@ def compute_anomalies(
         if fallback.any():
             auto = _auto_use(b_codes, doy, np.where(ok, resid, 0.0), ok, n_b, p)
             use = use | (auto & fallback[b_codes])
+        if it == 0 and scaled_scene.any():
+            # screening pass: the idle levels from L2 rows alone where a building has them, so
+            # that the first L1 scales are not diluted by the not yet scaled L1 rows
+            use2 = use & ~scaled_scene[s_codes]
+            enough = np.bincount(b_codes[use2], minlength=n_b) >= 3
+            use = np.where(enough[b_codes], use2, use)
         fit, sigma_g, n_base, _ = _fit_baseline(b_codes, doy, np.where(ok, resid, 0.0), use, n_b, p)
         level = np.where(np.isfinite(fit), fit, 0.0)
         row_sigma = sigma_g[b_codes]
@@ -843,6 +938,13 @@ def compute_anomalies(
             )
             row_sigma[(n_base == 0)[b_codes]] = np.nan
             beta = 1.0 + np.nan_to_num(coef[b_codes, 3])
+        if fallback.any() and (~fallback & np.isfinite(sigma_g)).any():
+            # a fallback (auto) baseline is fitted on the lower part of a building's own record,
+            # which is tighter than an idle period: never trust it more than a typical building
+            # with a period baseline
+            pooled = float(np.nanmedian(sigma_g[~fallback]))
+            sigma_g = np.where(fallback, np.maximum(sigma_g, pooled), sigma_g)
+            row_sigma = np.where(fallback[b_codes], np.maximum(row_sigma, pooled), row_sigma)
         if it == 0:
             clim, sigma_clim = _scene_climatology(
                 s_codes, doy, contrast - level, valid & np.isfinite(fit), use, n_s, p
@@ -871,10 +973,13 @@ def compute_anomalies(
     obs["baseline_k"] = np.where(ok, fit, nan)
     obs["baseline_sigma_k"] = np.where(ok, row_sigma, nan)
     obs["anomaly_k"] = np.where(ok, resid - fit, nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs["anomaly_sigma_k"] = np.where(ok, total, nan)
     obs["z"] = np.where(ok, z, nan)
     method = np.where(fallback, "auto-fallback" if period is not None else "auto", "period")
     method = np.where(n_valid_b == 0, "none", method)
     obs["baseline_method"] = method[b_codes]
+    obs["level_scale"] = tau
     if period is not None and fallback.any():
         names = [str(b_uniques[int(i)]) for i in np.flatnonzero(fallback & (n_valid_b > 0))]
         if names:
@@ -886,3 +991,78 @@ def compute_anomalies(
                 ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
             )
     return obs
+
+
+#: A ring quadrant this much warmer than usual (and than ``RING_HOT_SIGMA`` of its own spread)
+#: marks the ring as contaminated, K.
+RING_HOT_MIN_K = 1.0
+RING_HOT_SIGMA = 4.0
+#: ... unless the roof's own anomaly is at least this multiple of the quadrant's excess (a
+#: working roof warms its own ring a little, evenly for a compact roof).
+RING_HOT_OWN_SHARE = 2.0
+#: ... or a mapped warm neighbour explains it (its spill onto the roof above this), K.
+RING_HOT_SPILL_K = 0.1
+
+
+def ring_contamination(obs: pd.DataFrame, baseline: str | None = DEFAULT_BASELINE) -> np.ndarray:
+    """Observations whose background ring is warmed on one side by something unmapped.
+
+    A paved yard, a new shed or any hot surface that is not a footprint raises one quadrant of
+    the ring (``ring_hot_sector_k``, the warmest quadrant's mean minus the median of the four)
+    and spills onto the roof as well: the roof then looks warmer than its idle self without
+    working.  A row is flagged when its ``ring_hot_sector_k`` exceeds the building's usual level
+    (median over its valid baseline-period rows, or over all its valid rows without a period) by
+    more than ``max(RING_HOT_MIN_K, RING_HOT_SIGMA x 1.4826 MAD)``, the roof's own anomaly is
+    not large beside it (below ``RING_HOT_OWN_SHARE`` times that excess) and no mapped warm
+    neighbour spills onto it (``spill_k`` below ``RING_HOT_SPILL_K``).  Such a scene says
+    nothing about the building's activity: it is ``uncertain`` and enters no accumulated test.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        Analysed observations (``building_id, acquired, valid, anomaly_k`` and, when present,
+        ``ring_hot_sector_k``, ``spill_k``).
+    baseline : str or None
+        The analysis baseline (``"START:END"`` or ``"auto"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean per row (all False without ``ring_hot_sector_k``).
+    """
+    n = len(obs)
+    if "ring_hot_sector_k" not in obs.columns or n == 0:
+        return np.zeros(n, dtype=bool)
+    hot = obs["ring_hot_sector_k"].to_numpy(dtype=float)
+    valid = obs["valid"].to_numpy(dtype=bool) if "valid" in obs else np.ones(n, bool)
+    use = valid & np.isfinite(hot)
+    period = parse_baseline(baseline)
+    if period is not None:
+        t = pd.to_datetime(obs["acquired"], utc=True)
+        in_period = ((t >= period[0]) & (t <= period[1])).to_numpy()
+        codes, _ = pd.factorize(obs["building_id"], sort=False)
+        n_b = int(codes.max()) + 1
+        enough = np.bincount(codes[use & in_period], minlength=n_b) >= 5
+        use = use & np.where(enough[codes], in_period, True)
+    else:
+        codes, _ = pd.factorize(obs["building_id"], sort=False)
+        n_b = int(codes.max()) + 1
+    centre = _group_median(codes, hot, use, n_b)
+    mad = _group_median(codes, np.abs(hot - centre[codes]), use, n_b)
+    limit = np.maximum(RING_HOT_MIN_K, RING_HOT_SIGMA * MAD_TO_SIGMA * mad)
+    excess = hot - centre[codes]
+    anomaly = np.nan_to_num(obs["anomaly_k"].to_numpy(dtype=float), nan=0.0)
+    spill = (
+        np.nan_to_num(obs["spill_k"].to_numpy(dtype=float), nan=0.0)
+        if "spill_k" in obs.columns
+        else np.zeros(n)
+    )
+    with np.errstate(invalid="ignore"):
+        flag = (
+            valid
+            & np.isfinite(excess)
+            & (excess > limit[codes])
+            & (anomaly < RING_HOT_OWN_SHARE * excess)
+            & (spill < RING_HOT_SPILL_K)
+        )
+    return np.asarray(flag)

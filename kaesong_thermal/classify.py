@@ -70,6 +70,10 @@ from kaesong_thermal.errors import AnalysisError
 logger = logging.getLogger(__name__)
 
 STATES = ("active", "idle", "uncertain", "no_data")
+#: Statuses: the states plus ``changed``, a lasting departure that only grows with the sun (a
+#: re-clad or removed roof, a new hot surface beside it): not activity, the baseline is stale.
+STATUSES = ("active", "changed", "idle", "uncertain", "no_data")
+RULES = ("cusum", "window")
 
 # Logistic calibration of confidence: P(correct) = 1 / (1 + exp(-(a + b * f + c * agree)))
 # f = accumulated statistic Z_k of the status (median z of the evidence window where Z_k is not
@@ -118,6 +122,35 @@ class ClassifyParams:
         neighbouring windows share scenes and two consecutive exceedances are needed): 2.65 at
         5 scenes a year, 2.94 at 12, 3.09 at 20. Chosen on training seeds 11 and 12 (0 false
         alerts in 377 idle building-years; 0.05 and above began to flag a hot-yard neighbour).
+        (``rule="window"`` only.)
+    rule : str
+        ``"cusum"`` (default): the verdict is a switching CUSUM of the scene ``z`` (see
+        :func:`status_timeline`), so accumulated evidence makes the per-scene state as well as the
+        status; ``"window"``: the earlier rule, ``need`` of the last ``window`` states plus the
+        moving-sum test ``Z_k``.
+    cusum_k : float
+        Reference value of the up-CUSUM, in sigma (1.0: optimal for a shift of two sigma [5]_;
+        0.5 tracked every slight bias of an imperfect idle baseline on synthetic parks).
+    cusum_false_rate : float
+        Target false switches to active per building-year of the up-CUSUM under Gaussian
+        ``z`` (0.005, a quarter of the project's budget of 0.02, since real residuals have heavier
+        tails and seasonal correlation); the decision interval ``h`` follows from Siegmund's
+        approximation of the in-control run length and the building's valid scenes a year
+        (:func:`cusum_threshold`); below about 2,000 valid scenes a year the floor
+        ``cusum_h_min`` is the stricter bound.
+    cusum_h_min : float
+        Floor of ``h`` (5.0: with clipped scores at least two scenes of z >= 3.5, or three of
+        z >= 2.7; an in-control run length of about 10^5 scenes for Gaussian z).
+    z_cap, z_floor : float
+        ``z`` is clipped to ``[z_floor, z_cap]`` before it enters a CUSUM (4, -3): one outlying
+        scene can add at most ``z_cap - cusum_k`` = 3, so at least two scenes are needed to
+        switch, whatever the tails of the noise (a Huber-type CUSUM [6]_).
+    idle_k, idle_h : float
+        Down-CUSUM ``D = max(0, D + idle_k - z)`` switching to idle at ``idle_h`` (1.5, 2.5): two
+        scenes near ``z = 0`` in a row, or more of weaker evidence.
+    solar_margin : float
+        How many standard errors the high-sun median excess of a run must exceed its low-sun
+        one for a roof change (3.0).
     """
 
     z_active: float = 2.5
@@ -130,6 +163,15 @@ class ClassifyParams:
     z_accumulated_active: float = 2.5
     z_accumulated_idle: float = 1.0
     accumulated_false_rate: float = 0.02
+    rule: str = "cusum"
+    cusum_k: float = 1.0
+    cusum_false_rate: float = 0.005
+    cusum_h_min: float = 5.0
+    z_cap: float = 4.0
+    z_floor: float = -3.0
+    idle_k: float = 1.5
+    idle_h: float = 2.5
+    solar_margin: float = 3.0
 
     def __post_init__(self) -> None:
         if self.window < 1 or not (self.window / 2 < self.need <= self.window):
@@ -139,6 +181,15 @@ class ClassifyParams:
         if self.z_idle > self.z_active:
             raise AnalysisError(
                 f"classifier: z_idle={self.z_idle} must not exceed z_active={self.z_active}"
+            )
+        if self.rule not in RULES:
+            raise AnalysisError(
+                f"classifier: rule={self.rule!r}: expected one of {', '.join(RULES)}"
+            )
+        if not (self.z_floor < 0 < self.cusum_k < self.z_cap) or self.idle_h <= 0:
+            raise AnalysisError(
+                f"classifier: need z_floor < 0 < cusum_k < z_cap and idle_h > 0 (got "
+                f"{self.z_floor}, {self.cusum_k}, {self.z_cap}, {self.idle_h})"
             )
         if self.accumulate < 0 or self.z_accumulated_idle > self.z_accumulated_active:
             raise AnalysisError(
@@ -172,6 +223,8 @@ def observation_states(obs: pd.DataFrame, params: ClassifyParams | None = None) 
     state[ok] = "uncertain"
     state[ok & (z < p.z_idle)] = "idle"
     state[ok & (z >= p.z_active) & (anomaly >= p.min_anomaly_k)] = "active"
+    if "ring_contaminated" in obs.columns:
+        state[ok & obs["ring_contaminated"].to_numpy(dtype=bool)] = "uncertain"
     return state
 
 
@@ -218,6 +271,34 @@ def accumulated_z(z: np.ndarray, group_start: np.ndarray, k: int) -> np.ndarray:
     return np.where(m >= 2, out, np.nan)
 
 
+def scenes_per_year(acquired: pd.Series, codes: np.ndarray) -> np.ndarray:
+    """Valid scenes per year of each building code over its record (spans under a year: a year).
+
+    Parameters
+    ----------
+    acquired : pandas.Series
+        Acquisition times of the valid observations.
+    codes : numpy.ndarray
+        Building code per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        One rate per building code.
+    """
+    if codes.size == 0:
+        return np.zeros(0)
+    t = pd.to_datetime(acquired, utc=True)
+    years = (t - t.min()).dt.total_seconds().to_numpy() / (365.25 * 86400.0)
+    n_b = int(codes.max()) + 1
+    count = np.bincount(codes, minlength=n_b).astype(float)
+    lo = np.full(n_b, np.inf)
+    hi = np.full(n_b, -np.inf)
+    np.minimum.at(lo, codes, years)
+    np.maximum.at(hi, codes, years)
+    return np.asarray(count / np.maximum(hi - lo, 1.0))
+
+
 def accumulated_threshold(
     acquired: pd.Series, codes: np.ndarray, params: ClassifyParams | None = None
 ) -> np.ndarray:
@@ -241,20 +322,314 @@ def accumulated_threshold(
     p = params or ClassifyParams()
     if codes.size == 0:
         return np.zeros(0)
-    t = pd.to_datetime(acquired, utc=True)
-    years = (t - t.min()).dt.total_seconds().to_numpy() / (365.25 * 86400.0)
-    n_b = int(codes.max()) + 1
-    count = np.bincount(codes, minlength=n_b).astype(float)
-    lo = np.full(n_b, np.inf)
-    hi = np.full(n_b, -np.inf)
-    np.minimum.at(lo, codes, years)
-    np.maximum.at(hi, codes, years)
-    per_year = count / np.maximum(hi - lo, 1.0)
+    per_year = scenes_per_year(acquired, codes)
     if p.accumulated_false_rate <= 0:
         return np.full(codes.size, np.inf)
     tail = np.clip(p.accumulated_false_rate / per_year, 1e-12, 0.5)
     thr = np.maximum(p.z_accumulated_active, stats.norm.isf(tail))
     return np.asarray(thr[codes])
+
+
+def cusum_threshold(per_year: np.ndarray, params: ClassifyParams | None = None) -> np.ndarray:
+    """Decision interval ``h`` of the up-CUSUM for a target false-switch rate per year.
+
+    Siegmund's approximation of the in-control average run length of a one-sided CUSUM of unit
+    Gaussian scores with reference value ``k`` [5]_::
+
+        ARL0(h) = (exp(2 k b) - 2 k b - 1) / (2 k^2),   b = h + 1.166
+
+    is set to ``m / rate`` scenes (``m`` valid scenes a year) and solved for ``h`` (bisection;
+    ``ARL0`` increases with ``h``), floored at ``cusum_h_min``.
+
+    Parameters
+    ----------
+    per_year : numpy.ndarray
+        Valid scenes per year of each building (or row).
+    params : ClassifyParams, optional
+        ``cusum_k``, ``cusum_false_rate``, ``cusum_h_min``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``h`` per entry (e.g. 6.0 at 12 scenes a year and a rate of 0.005).
+    """
+    p = params or ClassifyParams()
+    m = np.maximum(np.asarray(per_year, dtype=float), 1.0)
+    if p.cusum_false_rate <= 0:
+        return np.full(m.shape, np.inf)
+    target = m / p.cusum_false_rate
+    k2 = 2.0 * p.cusum_k
+    lo = np.zeros(m.shape)
+    hi = np.full(m.shape, 60.0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        b = k2 * (mid + 1.166)
+        arl = (np.exp(b) - b - 1.0) / (2.0 * p.cusum_k**2)
+        below = arl < target
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return np.asarray(np.maximum(hi, p.cusum_h_min))
+
+
+def solar_term(obs: pd.DataFrame) -> np.ndarray:
+    """Sine of the sun elevation of each observation (the solar forcing of a roof).
+
+    ``sun_elevation`` (degrees, from the scene's MTL) where present; otherwise the noon elevation
+    at 38 N from the solar declination of the day (Cooper 1969), a seasonal stand-in.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        Observations with ``acquired`` and optionally ``sun_elevation``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``sin(elevation)`` per row, in [0, 1].
+    """
+    doy = pd.to_datetime(obs["acquired"], utc=True).dt.day_of_year.to_numpy(dtype=float)
+    declination = 23.44 * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
+    proxy = np.sin(np.radians(90.0 - 38.0 + declination))
+    if "sun_elevation" in obs.columns:
+        elev = pd.to_numeric(obs["sun_elevation"], errors="coerce").to_numpy(dtype=float)
+        x = np.where(np.isfinite(elev), np.sin(np.radians(elev)), proxy)
+    else:
+        x = proxy
+    return np.asarray(np.clip(x, 0.0, 1.0))
+
+
+def _padded(
+    values: np.ndarray, codes: np.ndarray, pos: np.ndarray, n_b: int, width: int
+) -> np.ndarray:
+    out = np.full((n_b, width), np.nan)
+    out[codes, pos] = values
+    return out
+
+
+#: Scenes of a CUSUM run kept for the roof-change test (one to three years of valid scenes).
+RUN_BUFFER = 48
+#: Scenes with a solar term at or below this are "low sun" (a new dark roof's excess has mostly
+#: gone, process heat has not; sin(elevation) is about 0.5 in December, 0.7 in March and 0.95
+#: in June at 38 N, so about mid-October to early March) ...
+LOW_SUN = 0.65
+#: ... at or above this "high sun" (about April to August).
+HIGH_SUN = 0.85
+#: Fewest scenes of each kind in a run for the test to say anything.
+MIN_SUN_SCENES = 3
+#: A run whose low-sun median excess is below this share of its high-sun median is sun-driven
+#: (``b x`` gives about 0.55, ``b (x - 0.45)`` about 0.1), one at or above ``HEAT_RATIO`` is not
+#: (process heat is as large or larger in winter).
+ROOF_RATIO = 0.65
+HEAT_RATIO = 0.9
+
+
+def _sun_ratio(Yb: np.ndarray, Wb: np.ndarray, Xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Low-sun over high-sun median excess of each run, and the significance of their gap.
+
+    Medians, so that a few odd scenes (a scene effect that absorbed the excess, a missed cloud)
+    cannot make or unmake a seasonal pattern.  The gap ``hi - lo`` is in units of its standard
+    error ``1.2533 s sqrt(1/n_lo + 1/n_hi)`` (``s`` the median scene sigma of the run, the
+    median's efficiency factor sqrt(pi/2)).  NaN where the run lacks :data:`MIN_SUN_SCENES`
+    scenes of either kind.
+    """
+    inside = Wb > 0
+    low = inside & (Xb <= LOW_SUN)
+    high = inside & (Xb >= HIGH_SUN)
+    n_lo = low.sum(axis=1)
+    n_hi = high.sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo = np.nanmedian(np.where(low, Yb, np.nan), axis=1)
+        hi = np.nanmedian(np.where(high, Yb, np.nan), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.nanmedian(np.where(inside, 1.0 / np.sqrt(Wb), np.nan), axis=1)
+            se = 1.2533 * s * np.sqrt(1.0 / np.maximum(n_lo, 1) + 1.0 / np.maximum(n_hi, 1))
+            ratio = np.where(hi > 0, lo / hi, np.nan)
+            gap = (hi - lo) / se
+    enough = (n_lo >= MIN_SUN_SCENES) & (n_hi >= MIN_SUN_SCENES)
+    return np.where(enough, ratio, np.nan), np.where(enough, gap, np.nan)
+
+
+def cusum_decisions(
+    z: np.ndarray,
+    anomaly: np.ndarray,
+    sigma: np.ndarray,
+    x: np.ndarray,
+    codes: np.ndarray,
+    per_year: np.ndarray,
+    params: ClassifyParams | None = None,
+) -> dict[str, np.ndarray]:
+    """Switching CUSUM over each building's valid scenes, with a roof-change test.
+
+    For each building, scene after scene (its valid observations, in time order; vectorised
+    across buildings), with ``c = clip(z, z_floor, z_cap)``:
+
+    * up-CUSUM ``C = max(0, C + c - k)`` (Page 1954 [5]_; Huber-clipped scores [6]_);
+    * down-CUSUM ``D = max(0, D + idle_k - c)``;
+    * a building that is not active becomes active when ``C >= h`` (:func:`cusum_threshold`),
+      and an active or undecided one becomes idle when ``D >= idle_h`` (``C`` and the run's
+      evidence are then reset); active resets ``D``; ``changed`` is lasting;
+    * the run's evidence (its last :data:`RUN_BUFFER` scenes from its first scene with
+      ``z >= z_active`` after ``C`` last was 0, the change point) tells a
+      lasting excess that follows the sun from one that does not: a darker roof absorbs more
+      sunlight (its excess scales with ``x = sin(sun elevation)``, gone or halved under a low
+      sun), process heat does not (and is larger in winter).  With enough low-sun and high-sun
+      scenes in the run, a low-sun median excess under ``ROOF_RATIO`` of the high-sun one, the
+      gap ``solar_margin`` standard errors wide, makes the verdict ``changed``; a ratio of
+      ``HEAT_RATIO`` or more makes a changed building active again (on a scene with
+      ``z >= z_active``).  Evidence from one season cannot tell them apart and stays with
+      activity; an active building becomes ``changed`` once its run holds both seasons.
+      ``changed`` lasts through the low sun, and ends (idle) when the excess is gone under a
+      high sun.
+
+    The per-scene state follows the evidence: in an alarm (``C >= h``) a scene that is not
+    below the building's idle level (``z >= 0``) is ``active`` and one clearly below it
+    (``z < -k``) ``idle``; outside an alarm ``active`` needs ``z >= z_active`` and ``idle`` is
+    ``z < z_idle``.
+
+    Parameters
+    ----------
+    z, anomaly, sigma, x : numpy.ndarray
+        Per valid row (grouped by building, time order): score, anomaly (K), its total 1-sigma
+        (K) and solar term (:func:`solar_term`).
+    codes : numpy.ndarray
+        Building code per row (rows of a building contiguous).
+    per_year : numpy.ndarray
+        Valid scenes per year per building code.
+    params : ClassifyParams, optional
+        Thresholds.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Per row: ``status`` (active | changed | idle | uncertain), ``state``, ``cusum`` (C),
+        ``cusum_idle`` (D), ``h`` and ``sun_ratio`` (the run's low-sun over high-sun median
+        excess, NaN until it holds both).
+
+    References
+    ----------
+    .. [5] Page, E. S. (1954). Continuous inspection schemes. *Biometrika* 41(1/2), 100-115;
+       Siegmund, D. (1985). *Sequential Analysis*. Springer (run-length approximation).
+    .. [6] Lucas, J. M. and Crosier, R. B. (1982). Robust CUSUM: a robustness study for CUSUM
+       quality control schemes. *Communications in Statistics - Theory and Methods* 11(23).
+    """
+    p = params or ClassifyParams()
+    n = z.size
+    out_status = np.full(n, "uncertain", dtype=object)
+    out_state = np.full(n, "uncertain", dtype=object)
+    out_c = np.zeros(n)
+    out_d = np.zeros(n)
+    out_chi = np.zeros(n)
+    if n == 0:
+        return {
+            "status": out_status,
+            "state": out_state,
+            "cusum": out_c,
+            "cusum_idle": out_d,
+            "h": np.zeros(0),
+            "sun_ratio": out_chi,
+        }
+    n_b = int(codes.max()) + 1
+    first = np.ones(n, bool)
+    first[1:] = codes[1:] != codes[:-1]
+    idx = np.arange(n)
+    start = np.maximum.accumulate(np.where(first, idx, 0))
+    pos = idx - start
+    width = int(pos.max()) + 1
+    h_b = cusum_threshold(per_year, p)
+    Z = _padded(np.clip(z, p.z_floor, p.z_cap), codes, pos, n_b, width)
+    Zraw = _padded(z, codes, pos, n_b, width)
+    w_all = np.where(np.isfinite(sigma) & (sigma > 0), 1.0 / np.maximum(sigma, 1e-6) ** 2, 0.0)
+    W = _padded(w_all, codes, pos, n_b, width)
+    Y = _padded(np.nan_to_num(anomaly), codes, pos, n_b, width)
+    X = _padded(x, codes, pos, n_b, width)
+    C = np.zeros(n_b)
+    D = np.zeros(n_b)
+    L = RUN_BUFFER
+    armed = np.zeros(n_b, dtype=bool)
+    Yb = np.zeros((n_b, L))
+    Wb = np.zeros((n_b, L))
+    Xb = np.zeros((n_b, L))
+    status = np.zeros(n_b, dtype=np.int8)  # 0 uncertain, 1 idle, 2 active, 3 changed
+    S_st = np.zeros((n_b, width), dtype=np.int8)
+    S_state = np.zeros((n_b, width), dtype=np.int8)
+    S_c = np.zeros((n_b, width))
+    S_d = np.zeros((n_b, width))
+    S_chi = np.zeros((n_b, width))
+    for t in range(width):
+        live = np.isfinite(Z[:, t])
+        xt = np.nan_to_num(X[:, t])
+        c = np.where(live, Z[:, t], 0.0)
+        zr = np.where(live, Zraw[:, t], 0.0)
+        newc = np.where(live, np.maximum(0.0, C + c - p.cusum_k), C)
+        restart = live & (C == 0.0) & (newc > 0.0)
+        Wb[restart] = 0.0
+        armed &= ~restart
+        C = newc
+        D = np.where(live, np.minimum(np.maximum(0.0, D + p.idle_k - c), p.idle_h), D)
+        # the run's evidence starts at its first clearly warm scene (the change point): the
+        # near-zero scenes of the CUSUM's build-up would make any switch-on look sun-driven
+        armed |= live & (C > 0.0) & (zr >= p.z_active)
+        grow = np.flatnonzero(live & (C > 0.0) & armed)
+        if grow.size:
+            for buf, val in ((Yb, Y[:, t]), (Wb, W[:, t]), (Xb, X[:, t])):
+                buf[grow, :-1] = buf[grow, 1:]
+                buf[grow, -1] = np.nan_to_num(val[grow])
+        ratio, gap = _sun_ratio(Yb, Wb, Xb)
+        alarm = live & (h_b <= C)
+        roof_like = (ratio < ROOF_RATIO) & (gap > p.solar_margin)
+        heat_like = ratio >= HEAT_RATIO
+        # switches
+        # a changed roof stays changed through its low-sun (idle-looking) scenes: the change is
+        # lasting, the building's idle baseline no longer holds
+        to_idle = live & (p.idle_h <= D) & (status != 1) & (status != 3)
+        on = alarm & (status == 1) | (alarm & (status == 0) & ~to_idle)
+        held = alarm & ~to_idle
+        # a changed roof turns active only on a scene that clearly carries the excess
+        warm = held & (zr >= p.z_active)
+        status = np.where(on & roof_like, 3, np.where(on, 2, status))
+        # an active building whose run now shows a sun-driven excess is a changed roof, be it on
+        # a warm scene or as its excess fades under a low sun
+        fading = live & (p.idle_h <= D) & (status == 2) & roof_like
+        status = np.where((held | fading) & (status == 2) & roof_like, 3, status)
+        to_idle &= ~fading
+        status = np.where(warm & (status == 3) & heat_like, 2, status)
+        # a changed roof whose excess is gone under a high sun has changed back (or never had)
+        gone = live & (p.idle_h <= D) & (status == 3) & (xt >= HIGH_SUN)
+        status = np.where(gone, 1, status)
+        to_idle |= gone
+        status = np.where(to_idle & ~on, 1, status)
+        to_idle &= ~on
+        reset = to_idle
+        C = np.where(reset, 0.0, C)
+        Wb[reset] = 0.0
+        armed &= ~reset
+        D = np.where(live & (status >= 2), np.where(c >= p.cusum_k, 0.0, D), D)
+        # per-scene state, evidence-aware
+        st = np.zeros(n_b, dtype=np.int8)  # 0 uncertain
+        st = np.where(zr < p.z_idle, 1, st)
+        st = np.where(zr >= p.z_active, 2, st)
+        in_alarm = h_b <= C
+        st = np.where(in_alarm & (zr >= 0.0), 2, st)
+        st = np.where(in_alarm & (zr < 0.0), np.where(zr < -p.cusum_k, 1, 0), st)
+        st = np.where((status == 3) & (st == 2), 0, st)  # a changed roof's warm scene: not activity
+        S_st[:, t] = status
+        S_state[:, t] = st
+        S_c[:, t] = C
+        S_d[:, t] = D
+        S_chi[:, t] = ratio
+    names_status = np.array(["uncertain", "idle", "active", "changed"], dtype=object)
+    names_state = np.array(["uncertain", "idle", "active"], dtype=object)
+    out_status = names_status[S_st[codes, pos]]
+    out_state = names_state[S_state[codes, pos]]
+    return {
+        "status": out_status,
+        "state": out_state,
+        "cusum": S_c[codes, pos],
+        "cusum_idle": S_d[codes, pos],
+        "h": h_b[codes],
+        "sun_ratio": S_chi[codes, pos],
+    }
 
 
 def confidence_from_features(
@@ -310,7 +685,10 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     pandas.DataFrame
         One row per valid observation (index = row label in ``obs``): ``building_id, scene_id,
         acquired, state, status, prev_status, changed, since, n_valid, z_med, anomaly_med_k, agree,
-        confidence``.
+        z_acc, confidence`` and, with ``rule="cusum"``, ``cusum, cusum_idle, h, sun_ratio``
+        (:func:`cusum_decisions`; ``state`` is then the evidence-aware state of that function).
+        ``changed`` is True where the status differs from the previous one (the status
+        ``"changed"`` is a roof change, see :data:`STATUSES`).
     """
     p = params or ClassifyParams()
     v = obs.loc[obs["state"].to_numpy() != "no_data", ["building_id", "scene_id", "acquired"]]
@@ -326,25 +704,36 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     group_start = np.maximum.accumulate(np.where(first, pos, 0)) if n else pos
     n_valid = pos - group_start + 1
 
+    z_valid = obs.loc[v.index, "z"].to_numpy(dtype=float)
+    z_acc = accumulated_z(z_valid, group_start, p.accumulate)
+    extra: dict[str, np.ndarray] = {}
+    if p.rule == "cusum":
+        anomaly = obs.loc[v.index, "anomaly_k"].to_numpy(dtype=float)
+        if "anomaly_sigma_k" in obs.columns:
+            sig = obs.loc[v.index, "anomaly_sigma_k"].to_numpy(dtype=float)
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sig = np.where(z_valid != 0, anomaly / z_valid, np.nan)
+        per_year = scenes_per_year(v["acquired"], codes)
+        blind = (
+            obs.loc[v.index, "ring_contaminated"].to_numpy(dtype=bool)
+            if "ring_contaminated" in obs.columns
+            else np.zeros(n, dtype=bool)
+        )
+        # a scene whose ring is contaminated says nothing about activity: no evidence either way
+        z_cusum = np.where(blind, np.nan, z_valid)
+        extra = cusum_decisions(
+            z_cusum, anomaly, sig, solar_term(obs.loc[v.index]), codes, per_year, p
+        )
+        status = extra.pop("status")
+        state = np.where(blind, "uncertain", extra.pop("state")).astype(object)
+        v["state"] = state
     act = _window_matrix((state == "active").astype(float), group_start, p.window)
     idl = _window_matrix((state == "idle").astype(float), group_start, p.window)
     n_act = np.nansum(act, axis=1)
     n_idl = np.nansum(idl, axis=1)
-    z_acc = accumulated_z(obs.loc[v.index, "z"].to_numpy(dtype=float), group_start, p.accumulate)
-    decision = np.full(n, np.nan)
-    over = np.nan_to_num(z_acc, nan=-np.inf) >= accumulated_threshold(v["acquired"], codes, p)
-    # the accumulated test must hold on two consecutive valid scenes of the building
-    acc_on = over.copy()
-    if n:
-        acc_on[1:] &= over[:-1] & ~first[1:]
-        acc_on[0] = False
-    acc_hold = np.nan_to_num(z_acc, nan=-np.inf) >= p.z_accumulated_idle
-    decision[(n_idl >= p.need) & ~acc_hold] = 0.0
-    decision[(n_act >= p.need) | acc_on] = 1.0
-    dec = pd.Series(decision).groupby(codes).ffill().to_numpy()
-    status = np.where(dec == 1.0, "active", np.where(dec == 0.0, "idle", "uncertain")).astype(
-        object
-    )
+    if p.rule != "cusum":
+        status = _window_status(n_act, n_idl, z_acc, v["acquired"], codes, first, p)
     prev = np.empty(n, dtype=object)
     if n:
         prev[1:] = status[:-1]
@@ -371,8 +760,38 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     v["anomaly_med_k"] = a_med
     v["agree"] = agree
     v["z_acc"] = z_acc
+    for key, values in extra.items():
+        v[key] = values
     v["confidence"] = confidence_from_features(status, z_med, agree, z_acc)
     return v
+
+
+def _window_status(
+    n_act: np.ndarray,
+    n_idl: np.ndarray,
+    z_acc: np.ndarray,
+    acquired: pd.Series,
+    codes: np.ndarray,
+    first: np.ndarray,
+    p: ClassifyParams,
+) -> np.ndarray:
+    """Statuses of the ``rule="window"`` classifier: ``need`` of ``window`` states, plus ``Z_k``.
+
+    ``n_act`` / ``n_idl``: active / idle states among each row's last ``window`` valid scenes.
+    """
+    n = n_act.size
+    decision = np.full(n, np.nan)
+    over = np.nan_to_num(z_acc, nan=-np.inf) >= accumulated_threshold(acquired, codes, p)
+    # the accumulated test must hold on two consecutive valid scenes of the building
+    acc_on = over.copy()
+    if n:
+        acc_on[1:] &= over[:-1] & ~first[1:]
+        acc_on[0] = False
+    acc_hold = np.nan_to_num(z_acc, nan=-np.inf) >= p.z_accumulated_idle
+    decision[(n_idl >= p.need) & ~acc_hold] = 0.0
+    decision[(n_act >= p.need) | acc_on] = 1.0
+    dec = pd.Series(decision).groupby(codes).ffill().to_numpy()
+    return np.where(dec == 1.0, "active", np.where(dec == 0.0, "idle", "uncertain")).astype(object)
 
 
 def _evidence(timeline: pd.DataFrame, rows: np.ndarray, window: int) -> list[list[str]]:

@@ -67,11 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Redact(logging.Filter):
+    """Remove URL query strings (where signing tokens live) from every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from kaesong_thermal.landsat.cloud import redact
+
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO)
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    for handler in logging.getLogger().handlers:  # signing tokens never reach a log line
+        if not any(isinstance(f, _Redact) for f in handler.filters):
+            handler.addFilter(_Redact())
     if verbose < 2:
         for noisy in ("rasterio", "fiona", "pyogrio", "matplotlib", "PIL", "numexpr"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -88,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KaesongThermalError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        from kaesong_thermal.landsat.cloud import redact
+
+        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_DATA_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -54,6 +54,8 @@ VALUE_COLUMNS = (
     "area_m2",
     "excess_k",
     "excess_sigma_k",
+    "ring_hot_sector_k",
+    "ring_hot_sector",
 )
 #: Output columns, in order: identity, then :data:`VALUE_COLUMNS`.
 COLUMNS = ("building_id", "scene_id", "acquired", "sensor", "level", *VALUE_COLUMNS)
@@ -377,7 +379,7 @@ def extract(
     min_ring_px: int = 8,
     cache: bool = True,
     psf_model: bool = False,
-    max_sigma_k: float | None = 2.5,
+    max_sigma_k: float | None = bands.DEFAULT_MAX_SIGMA_K,
 ) -> pd.DataFrame:
     """Per-building roof, background and contrast temperatures of one scene.
 
@@ -405,8 +407,10 @@ def extract(
         :data:`WEIGHTS_CACHE_SIZE`).
     max_sigma_k : float or None
         Level-2 ST_QA ceiling passed to ``Scene.read_kelvin``: pixels whose 1-sigma surface
-        temperature uncertainty exceeds it are invalid (None: no ceiling). Humid scenes can have
-        ST_QA of 3-7 K everywhere; raise it for them, knowing that ``sigma_k`` then grows.
+        temperature uncertainty exceeds it are invalid (None: no ceiling). Default 15 K
+        (:data:`kaesong_thermal.landsat.bands.DEFAULT_MAX_SIGMA_K`): humid scenes have ST_QA of
+        3-7 K on clear pixels, and ST_QA, largely common to a roof and its ring, enters
+        ``sigma_k`` as a weight rather than removing pixels.
     psf_model : bool
         Estimate ``excess_k`` / ``excess_sigma_k`` with the sensor's PSF (the sensor's native
         sampling and PSF width from :func:`psf_parameters`); False (the default) leaves them NaN.

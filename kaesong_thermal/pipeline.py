@@ -225,7 +225,9 @@ def _init_worker(
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
+    from kaesong_thermal.landsat.cloud import redact  # no URL query (signing token) in a message
+
+    lines = redact(str(exc)).strip().splitlines()
     text = lines[0] if lines else ""
     if isinstance(exc, KaesongThermalError):
         return text or type(exc).__name__
@@ -248,17 +250,25 @@ def _scene_record(metadata: Any, source: str, checksum: str) -> dict[str, Any]:
     }
 
 
-def _process(path: str) -> _Outcome:
-    """Open one product, skip it if already stored, else extract its observations."""
+def _process(product: Any) -> _Outcome:
+    """Open one product, skip it if already stored, else extract its observations.
+
+    ``product`` is a path, or a remote product (a STAC search result: ``str()`` names it,
+    ``source`` is what the store records, ``open_scene`` accepts it).
+    """
     from kaesong_thermal.extraction import extract
     from kaesong_thermal.landsat import open_scene
 
     state = _STATE
+    path = str(product)
     try:
-        scene = open_scene(path)
+        scene = open_scene(product)
         try:
             checksum = scene.thermal_checksum()
-            record = _scene_record(scene.metadata, os.path.abspath(path), checksum)
+            source = getattr(product, "source", None) or (
+                path if "://" in path else os.path.abspath(path)
+            )
+            record = _scene_record(scene.metadata, source, checksum)
             if not state.force and state.known.get(record["scene_id"]) == checksum:
                 return _Outcome(path, scene=record, skipped=True)
             obs = extract(scene, state.footprints, **state.extract_options)
@@ -273,7 +283,7 @@ def _process(path: str) -> _Outcome:
 
 
 def _run_all(
-    products: Sequence[str],
+    products: Sequence[Any],
     *,
     footprints: Any,
     extract_options: Mapping[str, Any],
@@ -294,7 +304,7 @@ def _run_all(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs
     )
     try:
-        futures: dict[Future[_Outcome], str] = {pool.submit(_process, p): p for p in products}
+        futures: dict[Future[_Outcome], str] = {pool.submit(_process, p): str(p) for p in products}
         for future in as_completed(futures):
             try:
                 yield future.result()
@@ -476,7 +486,7 @@ class DetectResult:
 
 
 def detect(
-    products: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    products: str | os.PathLike[str] | Iterable[str | os.PathLike[str] | Any],
     *,
     footprints: Any = None,
     store: str | os.PathLike[str] | Store = DEFAULT_STORE,
@@ -488,6 +498,7 @@ def detect(
     extract_options: Mapping[str, Any] | None = None,
     reextract: bool = False,
     command: str | None = None,
+    allow_empty: bool = False,
 ) -> DetectResult:
     """Add new scenes to the store, re-analyse, and return the buildings newly active.
 
@@ -517,6 +528,10 @@ def detect(
         scene from its source path with the new footprints (otherwise that is an error).
     command : str, optional
         Command line recorded in the store's ``runs`` table.
+    allow_empty : bool
+        Accept an empty ``products`` (a STAC search that found nothing new): the store is
+        re-analysed and the run recorded. Remote products (STAC search results) may be mixed
+        with paths; they are not passed through :func:`discover_products`.
 
     Returns
     -------
@@ -543,7 +558,7 @@ def detect(
     baseline = parse_baseline(baseline)
     if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
         raise ConfigError(f"workers {workers!r}: expected a positive number of processes")
-    paths = [str(p) for p in discover_products(products)]
+    paths = _product_list(products, allow_empty)
     fp = _load_footprints(footprints)
     from kaesong_thermal.footprints import footprints_hash
 
@@ -632,6 +647,18 @@ def detect(
             st.close()
 
 
+def _product_list(products: Any, allow_empty: bool) -> list[Any]:
+    """Paths discovered as by :func:`discover_products`; remote products passed through."""
+    if isinstance(products, (str, os.PathLike)):
+        products = [products]
+    items = list(products)
+    local = [p for p in items if isinstance(p, (str, os.PathLike))]
+    remote = [p for p in items if not isinstance(p, (str, os.PathLike))]
+    if not local and (remote or allow_empty):
+        return remote
+    return [str(p) for p in discover_products(local)] + remote
+
+
 def _land(
     st: Store,
     outcome: _Outcome,
@@ -682,8 +709,13 @@ def _analyse(
         return None, pd.DataFrame(columns=list(TRANSITION_COLUMNS)), since
     from kaesong_thermal.analysis import analyze
 
-    analysis = analyze(obs, baseline=baseline, **dict(thresholds))
+    analysis = analyze(obs, baseline=baseline, footprints=_store_footprints(st), **dict(thresholds))
     return analysis, newly_active(analysis, since), since
+
+
+def _store_footprints(st: Store) -> gpd.GeoDataFrame | None:
+    """The store's current footprints for the spill correction (None when it holds none)."""
+    return stored_footprints(st)
 
 
 def newly_active(analysis: Analysis, since: Any = None) -> pd.DataFrame:
@@ -747,6 +779,7 @@ def analyze_store(
         if thresholds is None:
             thresholds = ((last or {}).get("params") or {}).get("thresholds") or {}
         obs = st.observations()
+        footprints = _store_footprints(st)
     finally:
         if not isinstance(store, Store):
             st.close()
@@ -754,7 +787,9 @@ def analyze_store(
         return None
     from kaesong_thermal.analysis import analyze
 
-    return analyze(obs, baseline=parse_baseline(baseline), **dict(thresholds))
+    return analyze(
+        obs, baseline=parse_baseline(baseline), footprints=footprints, **dict(thresholds)
+    )
 
 
 def stored_footprints(store: str | os.PathLike[str] | Store) -> gpd.GeoDataFrame | None:

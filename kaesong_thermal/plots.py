@@ -7,8 +7,9 @@ figure returned is then ``ax.figure``). Temperatures are shown in degrees Celsiu
 (``t_c = t_k - 273.15``); anomalies stay in kelvin (a difference of 1 K is 1 degC).
 
 Colour conventions, shared by every figure and the report: ``active`` red, ``idle`` blue,
-``uncertain`` orange, ``no_data`` grey. Thermal images use ``inferno``, a perceptually uniform
-colour map [1]_; anomalies use a diverging map centred on zero.
+``uncertain`` orange, ``changed`` (a roof change) purple, ``no_data`` grey. Thermal images use
+``inferno``, a perceptually uniform colour map [1]_; anomalies use a diverging map centred on
+zero.
 
 References
 ----------
@@ -59,6 +60,7 @@ STATE_COLORS: dict[str, str] = {
     "active": "#d62728",
     "idle": "#1f77b4",
     "uncertain": "#ff7f0e",
+    "changed": "#9467bd",
     "no_data": "#8c8c8c",
 }
 

@@ -50,7 +50,69 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAP_HALF_WIDTH_M = 700.0
 
 #: Order of statuses in the status table (after the newly active buildings).
-_STATUS_ORDER = {"active": 0, "uncertain": 1, "idle": 2, "no_data": 3}
+_STATUS_ORDER = {"active": 0, "changed": 1, "uncertain": 2, "idle": 3, "no_data": 4}
+#: How many of a building's latest valid scenes the explanation of its verdict looks at.
+_EXPLAIN_SCENES = 6
+_SIDES = ("east", "north", "west", "south")
+
+
+def explain_verdict(status: str, rows: pd.DataFrame, timeline_rows: pd.DataFrame) -> str | None:
+    """One or two sentences saying why a building is ``changed`` or ``uncertain``, or what was
+    left out of its evidence (a background ring warmed on one side).
+
+    Parameters
+    ----------
+    status : str
+        The building's status now.
+    rows : pandas.DataFrame
+        The building's analysed observations, oldest first.
+    timeline_rows : pandas.DataFrame
+        Its rows of ``Analysis.timeline`` (valid observations), oldest first.
+
+    Returns
+    -------
+    str or None
+        The explanation; None for an active, idle or no-data building with nothing left out.
+    """
+    if status == "no_data" or rows.empty:
+        return None
+    valid = rows.loc[rows.get("state", pd.Series(index=rows.index)).astype(str) != "no_data"]
+    recent = valid.tail(_EXPLAIN_SCENES)
+    parts: list[str] = []
+    if status == "changed":
+        ratio = (
+            timeline_rows["sun_ratio"].dropna().iloc[-1]
+            if "sun_ratio" in timeline_rows and timeline_rows["sun_ratio"].notna().any()
+            else None
+        )
+        share = f"{ratio * 100:.0f} %" if ratio is not None and np.isfinite(ratio) else "a fraction"
+        parts.append(
+            "Roof changed: its lasting excess over its idle self follows the sun, "
+            f"{share} as large under a low sun (mid-October to early March) as under a high sun, "
+            "as a new darker roof, a removed roof or a new hot surface beside it would do; process "
+            "heat is as large or larger in winter. This is not rated as activity. Its idle "
+            "baseline no longer holds: check recent imagery and re-baseline the building."
+        )
+    if "ring_contaminated" in recent.columns and recent["ring_contaminated"].astype(bool).any():
+        hit = recent.loc[recent["ring_contaminated"].astype(bool)]
+        side = ""
+        if "ring_hot_sector" in hit.columns and hit["ring_hot_sector"].notna().any():
+            code = int(hit["ring_hot_sector"].dropna().mode().iloc[0])
+            side = f" on its {_SIDES[code % 4]} side"
+        excess = hit["ring_hot_sector_k"].median() if "ring_hot_sector_k" in hit else np.nan
+        by = f" (warmest quarter {excess:.1f} K above the others)" if np.isfinite(excess) else ""
+        parts.append(
+            f"Background ring warmed{side} in {len(hit)} of its last {len(recent)} valid scenes"
+            f"{by}: an unmapped hot surface next to it (a yard, a new building) that also warms "
+            "the roof through the sensor's blur. Those scenes were left out of the evidence."
+        )
+    if status == "uncertain" and not parts:
+        parts.append(
+            "Evidence is mixed: its recent scenes are neither warm enough, long enough, nor "
+            "close enough to its idle self for a verdict."
+        )
+    return " ".join(parts) or None
+
 
 _CAVEAT_FOOTPRINTS = (
     "Building outlines are approximate placements for demonstration: no public source gives "
@@ -354,6 +416,11 @@ def report_facts(
     newly_ids = [item["building_id"] for item in newly_items]
 
     # status table: newly active first, then by status and anomaly
+    timeline = analysis.timeline if hasattr(analysis, "timeline") else pd.DataFrame()
+    obs_by = {str(k): g for k, g in obs.groupby("building_id", sort=False)}
+    tl_by = (
+        {str(k): g for k, g in timeline.groupby("building_id", sort=False)} if len(timeline) else {}
+    )
     buildings: list[dict[str, Any]] = []
     for bid, st in status.iterrows():
         buildings.append(
@@ -369,6 +436,11 @@ def report_facts(
                 "anomaly_k": _num(st.get("anomaly_k"), 2),
                 "z": _num(st.get("z"), 2),
                 "newly_active": str(bid) in newly_ids,
+                "explanation": explain_verdict(
+                    str(st["status"]),
+                    obs_by.get(str(bid), obs.iloc[:0]).sort_values("acquired"),
+                    tl_by.get(str(bid), pd.DataFrame()),
+                ),
             }
         )
     buildings.sort(

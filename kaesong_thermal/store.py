@@ -47,7 +47,7 @@ from kaesong_thermal.extraction import VALUE_COLUMNS
 logger = logging.getLogger(__name__)
 
 #: Current schema version written to ``PRAGMA user_version`` and ``meta.schema_version``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``PRAGMA application_id`` of a kaesong-thermal store ("KTST" in ASCII).
 APPLICATION_ID = 0x4B545354
 #: Default busy timeout in seconds: how long a writer waits for another writer's lock.
@@ -83,6 +83,7 @@ OBSERVATION_COLUMNS: tuple[str, ...] = (
     "acquired",
     "sensor",
     "level",
+    "sun_elevation",
     *OBSERVATION_VALUE_COLUMNS,
 )
 
@@ -235,8 +236,26 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3: the ring's warmest quadrant, ``ring_hot_sector_k`` and ``ring_hot_sector``.
+
+    Observations stored before keep NULL there (read back as NaN: no quadrant evidence).
+    """
+    _execute_script(
+        conn,
+        """
+        ALTER TABLE observations ADD COLUMN ring_hot_sector_k REAL;
+        ALTER TABLE observations ADD COLUMN ring_hot_sector REAL
+        """,
+    )
+
+
 #: Forward migrations: ``MIGRATIONS[v]`` turns a version ``v - 1`` store into version ``v``.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +746,8 @@ class Store:
         Returns
         -------
         pandas.DataFrame
-            Columns :data:`OBSERVATION_COLUMNS` (``acquired`` as ``datetime64[ns, UTC]``, kelvin in
+            Columns :data:`OBSERVATION_COLUMNS` (``acquired`` as ``datetime64[ns, UTC]``, the
+            scene's ``sun_elevation`` in degrees, kelvin in
             ``*_k``), sorted by ``acquired`` then ``building_id``; NULLs come back as NaN.
         """
         where: list[str] = []
@@ -743,7 +763,7 @@ class Store:
             where.append("s.acquired <= ?")
             params.append(to_utc_text(end))
         sql = (
-            "SELECT o.building_id, o.scene_id, s.acquired, s.sensor, s.level, "
+            "SELECT o.building_id, o.scene_id, s.acquired, s.sensor, s.level, s.sun_elevation, "
             + ", ".join(f"o.{c}" for c in OBSERVATION_VALUE_COLUMNS)
             + " FROM observations o JOIN scenes s ON s.scene_id = o.scene_id"
             + (" WHERE " + " AND ".join(where) if where else "")
@@ -751,7 +771,7 @@ class Store:
         )
         frame = pd.read_sql_query(sql, self._conn, params=params)
         frame["acquired"] = _to_utc(frame["acquired"])
-        for col in OBSERVATION_VALUE_COLUMNS:
+        for col in ("sun_elevation", *OBSERVATION_VALUE_COLUMNS):
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
         if frame["ring_valid_px"].notna().all():
             frame["ring_valid_px"] = frame["ring_valid_px"].astype("int64")

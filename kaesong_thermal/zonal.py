@@ -42,6 +42,7 @@ References
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,15 @@ STAT_COLUMNS = (
     "ring_valid_px",
     "excess_k",
     "excess_sigma_k",
+    "ring_hot_sector_k",
+    "ring_hot_sector",
 )
+
+#: Quadrants of a background ring, by the direction from the footprint's centre (``ring_hot_sector``
+#: codes 0-3).
+RING_SECTORS = ("east", "north", "west", "south")
+#: Fewest valid pixels for a ring quadrant's median to count.
+MIN_SECTOR_PX = 3
 
 #: Default system point spread of the thermal band: full width at half maximum in native samples
 #: (Landsat 8/9 TIRS edge response, [6]_).
@@ -131,6 +140,9 @@ class ZonalWeights:
     ring_layout : RingLayout or None
         The ring entries laid out as padded rows (:func:`ring_layout`) for the per-scene order
         statistics; built on the fly when None.
+    sectors : scipy.sparse.csr_matrix or None
+        The four quadrants of every ring (:func:`ring_sector_matrix`, row ``4 * building +
+        quadrant``); None: no quadrant statistics (NaN).
     """
 
     coverage: sparse.csr_matrix
@@ -144,6 +156,7 @@ class ZonalWeights:
     ring_rows: npt.NDArray[np.int32]
     psf: PsfModel | None = None
     ring_layout: RingLayout | None = None
+    sectors: sparse.csr_matrix | None = None
 
     @property
     def n_buildings(self) -> int:
@@ -160,6 +173,9 @@ class ZonalWeights:
             total += self.psf.nbytes
         if self.ring_layout is not None:
             total += self.ring_layout.nbytes
+        if self.sectors is not None:
+            total += self.sectors.data.nbytes + self.sectors.indices.nbytes
+            total += self.sectors.indptr.nbytes
         return total
 
 
@@ -490,6 +506,57 @@ def ring_matrix(
     return mat
 
 
+def ring_sector_matrix(
+    geometries: Any, ring: sparse.csr_matrix, transform: Affine, shape: tuple[int, int]
+) -> sparse.csr_matrix:
+    """The four quadrants of every background ring, as a sparse 0/1 matrix.
+
+    A ring pixel of footprint ``i`` goes to quadrant ``q`` (:data:`RING_SECTORS`: east, north,
+    west, south) by the direction of its centre from the centre of the footprint's bounding box,
+    quadrants centred on the four cardinal directions.  An unmapped hot surface beside a
+    building (a paved yard, a new shed) raises one or two quadrants, weather and season all four.
+
+    Parameters
+    ----------
+    geometries : array_like of shapely geometries
+        The footprints (grid CRS), in the rows' order of ``ring``.
+    ring : scipy.sparse.csr_matrix
+        :func:`ring_matrix` of the same footprints and grid.
+    transform : affine.Affine
+        North-up grid transform.
+    shape : tuple of int
+        Grid (height, width).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        (4 n, height * width): row ``4 i + q`` holds quadrant ``q`` of footprint ``i``'s ring.
+    """
+    geoms = np.asarray(geometries, dtype=object)
+    n = len(geoms)
+    h, w = shape
+    coo = ring.tocoo()
+    if coo.nnz == 0:
+        return sparse.csr_matrix((4 * n, h * w), dtype=np.float64)
+    b = np.zeros((n, 4))
+    present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    b[present] = shapely.bounds(geoms[present])
+    cx = 0.5 * (b[:, 0] + b[:, 2])
+    cy = 0.5 * (b[:, 1] + b[:, 3])
+    pix = coo.col.astype(np.int64)
+    xc = transform.c + (pix % w + 0.5) * transform.a
+    yc = transform.f + (pix // w + 0.5) * transform.e
+    angle = np.degrees(np.arctan2(yc - cy[coo.row], xc - cx[coo.row]))
+    quadrant = (np.floor((angle + 45.0) / 90.0).astype(np.int64)) % 4
+    mat = sparse.csr_matrix(
+        (np.ones(coo.nnz), (coo.row.astype(np.int64) * 4 + quadrant, pix)),
+        shape=(4 * n, h * w),
+        dtype=np.float64,
+    )
+    mat.sort_indices()
+    return mat
+
+
 # ----------------------------------------------------------------------------------------------
 # PSF-aware roof excess (matched filter, joint least squares)
 
@@ -687,6 +754,28 @@ def _convolve_rows(
     out.sum_duplicates()
     out.sort_indices()
     return out
+
+
+def blur_rows(
+    mat: sparse.csr_matrix, kernel: FloatArray, shape: tuple[int, int]
+) -> sparse.csr_matrix:
+    """Each row of ``mat`` (an image on ``shape``, flattened) convolved with ``kernel``.
+
+    Parameters
+    ----------
+    mat : scipy.sparse.csr_matrix
+        Rows of flattened images, e.g. roof coverage (:func:`coverage_matrix`).
+    kernel : numpy.ndarray
+        Odd-sized, centred kernel (:func:`psf_kernel`).
+    shape : tuple of int
+        Grid (height, width); what falls outside it is dropped.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Same shape as ``mat``: each roof's expected pixel response to one kelvin of excess.
+    """
+    return _convolve_rows(mat, kernel, shape)
 
 
 def _autocorrelation(kernel: FloatArray) -> FloatArray:
@@ -958,6 +1047,7 @@ def zonal_weights(
         ring_rows=ring_rows,
         psf=psf,
         ring_layout=ring_layout(ring),
+        sectors=ring_sector_matrix(geoms, ring, transform, shape),
     )
 
 
@@ -1025,6 +1115,40 @@ def _ring_order_statistics(
     return counts, med, iqr, mad
 
 
+def _hot_sector(
+    weights: ZonalWeights, t_flat: npt.NDArray[Any], v_flat: npt.NDArray[np.bool_] | None
+) -> tuple[FloatArray, FloatArray]:
+    """Excess of each ring's warmest quadrant over the median of its quadrants, and which.
+
+    Quadrant means of the valid pixels (a mean, unlike the ring's median, feels a hot surface
+    covering only part of a quadrant); NaN where fewer than three quadrants have
+    :data:`MIN_SECTOR_PX` valid pixels, or without quadrants.
+    """
+    n = weights.n_buildings
+    hot = np.full(n, np.nan)
+    which = np.full(n, np.nan)
+    if weights.sectors is None or n == 0:
+        return hot, which
+    ok = np.isfinite(t_flat)
+    if v_flat is not None:
+        ok &= v_flat
+    values = np.where(ok, t_flat, 0.0).astype(np.float64)
+    counts = weights.sectors @ ok.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (weights.sectors @ values) / counts
+    mean = np.where(counts >= MIN_SECTOR_PX, mean, np.nan).reshape(n, 4)
+    enough = np.isfinite(mean).sum(axis=1) >= 3
+    if enough.any():
+        m = mean[enough]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            centre = np.nanmedian(m, axis=1)
+        top = np.nanargmax(m, axis=1)
+        hot[enough] = m[np.arange(len(m)), top] - centre
+        which[enough] = top
+    return hot, which
+
+
 def zonal_statistics(
     weights: ZonalWeights,
     kelvin: npt.ArrayLike,
@@ -1073,6 +1197,10 @@ def zonal_statistics(
         - ``cover_px``: footprint area in pixels (whatever the validity);
         - ``valid_fraction`` = valid coverage / cover_px (0 when nothing is covered);
         - ``ring_valid_px``: number of valid ring pixels;
+        - ``ring_hot_sector_k``, ``ring_hot_sector``: how much warmer the warmest quadrant of the
+          ring is than the median of its quadrants (valid-pixel means), K, and which quadrant
+          (:data:`RING_SECTORS` code; NaN with fewer than three usable quadrants): a ring
+          contaminated on one side by an unmapped hot surface;
         - ``excess_k``, ``excess_sigma_k``: the roof's own temperature excess over its background,
           estimated with the PSF (:func:`psf_excess`, NaN without a PSF model), and its 1-sigma
           uncertainty. Unlike ``contrast_k`` it is not diluted by the sub-pixel size of the roof
@@ -1133,6 +1261,7 @@ def zonal_statistics(
     counts, med, iqr, mad = _ring_order_statistics(weights, t_flat, v_flat)
     with np.errstate(invalid="ignore", divide="ignore"):
         s_bg = MEDIAN_SE_FACTOR * MAD_TO_SIGMA * mad / np.sqrt(counts)
+    hot_k, hot_q = _hot_sector(weights, t_flat, v_flat)
 
     contrast = t_roof - med
     sigma = np.sqrt(s_roof**2 + s_bg**2)
@@ -1156,6 +1285,8 @@ def zonal_statistics(
         "excess_k": excess,
         "excess_sigma_k": excess_sigma,
     }
+    out["ring_hot_sector_k"] = hot_k
+    out["ring_hot_sector"] = hot_q
     for key in out:
         out[key] = np.where(bad, np.nan, out[key])
     out["cover_px"] = cover_px

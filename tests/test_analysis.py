@@ -191,7 +191,7 @@ def test_each_level_and_sensor_family_has_its_own_baseline(
     second: tuple[str, str], label: str
 ) -> None:
     df = _two_strata(second, scale=0.6, shift_k=-1.0)
-    a = kt.analyze(df, baseline="2016-01-01:2021-12-31")
+    a = kt.analyze(df, baseline="2016-01-01:2021-12-31", levels="separate")
     obs = a.observations
     assert set(obs["stratum"]) == {"L2 TIRS", label}
     base = obs.groupby(["stratum", "building_id"])["baseline_k"].median()
@@ -223,6 +223,36 @@ def test_each_level_and_sensor_family_has_its_own_baseline(
         > 0.7
     )
     assert abs(gap(obs)) < 0.1
+
+
+def test_pooled_levels_map_level1_scenes_onto_the_level2_scale() -> None:
+    # every other scene is L1, its idle contrasts attenuated to 0.6 and shifted by -1 K: pooled,
+    # each L1 scene gets tau ~ 0.6, one baseline serves both levels and nothing looks active
+    df = _two_strata(("L1", "LC08"), scale=0.6, shift_k=-1.0)
+    a = kt.analyze(df, baseline="2016-01-01:2021-12-31")
+    obs = a.observations
+    assert set(obs["stratum"]) == {"TIRS"}
+    l1 = obs["level"] == "L1"
+    # 0.6, pulled slightly towards 1 by the half-building prior over six buildings
+    assert obs.loc[l1, "level_scale"].median() == pytest.approx(0.63, abs=0.04)
+    assert (obs.loc[~l1, "level_scale"] == 1.0).all()
+    assert obs["z"].abs().max() < 5.0
+    assert set(a.status()["status"]) == {"idle"}
+    b5 = obs.loc[obs["building_id"] == "b5"]
+    gap = (
+        b5.loc[b5["level"] == "L2", "anomaly_k"].median()
+        - b5.loc[b5["level"] == "L1", "anomaly_k"].median()
+    )
+    assert abs(gap) < 0.15
+    # an L1 scene's excess is mapped back too: +1.2 K at-sensor is +2 K on the L2 scale
+    hot = df.copy()
+    late = (hot["building_id"] == "b2") & (hot["acquired"] >= "2021-06-01")
+    hot.loc[late, "contrast_k"] += np.where(hot.loc[late, "level"] == "L1", 1.2, 2.0)
+    h = kt.analyze(hot, baseline="2016-01-01:2021-05-31").observations
+    sel = (h["building_id"] == "b2") & (h["acquired"] >= "2021-06-01")
+    by_level = h.loc[sel].groupby("level")["anomaly_k"].median()
+    assert by_level["L1"] == pytest.approx(2.0, abs=0.3)
+    assert by_level["L2"] == pytest.approx(2.0, abs=0.3)
 
 
 def test_level1_duplicate_of_a_level2_acquisition_is_dropped(
@@ -283,6 +313,7 @@ def test_strata_labels() -> None:
     )
     assert strata(df).tolist() == ["L2 TIRS", "L1 TIRS", "L2 TM/ETM+", "L1 TM/ETM+", "L2 TM/ETM+"]
     assert strata(pd.DataFrame({"x": [1]})).tolist() == ["L2 TIRS"]
+    assert strata(df, "pooled").tolist() == ["TIRS", "TIRS", "TM/ETM+", "TM/ETM+", "TM/ETM+"]
 
 
 def test_dates_outside_the_timestamp_range_are_a_clear_error(story: pd.DataFrame) -> None:

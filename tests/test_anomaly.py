@@ -156,6 +156,22 @@ def test_fallback_to_auto_is_reported() -> None:
     assert b01["anomaly_k"].notna().sum() == b01["valid"].sum() == 46
 
 
+def test_fallback_baseline_is_never_tighter_than_the_period_ones() -> None:
+    # b01 has a much smaller own noise (0.05 K) and no scene in the period: its auto fallback
+    # would be tight, yet its spread is floored at the median spread of the period baselines
+    df = _table(n_b=8, noise=0.4, seed=3)
+    b01 = df["building_id"] == "b01"
+    rng = np.random.default_rng(9)
+    df.loc[b01, "contrast_k"] = df.loc[b01, "contrast_k"] - rng.normal(0.0, 0.4, b01.sum()) * 0.9
+    gone = b01 & (df["acquired"] < pd.Timestamp("2019-01-01", tz="UTC"))
+    df.loc[gone, ["contrast_k", "valid_fraction"]] = [np.nan, 0.0]
+    a = compute_anomalies(df, "2016-01-01:2018-12-31")
+    spread = a.groupby("building_id")["baseline_sigma_k"].median()
+    others = spread.drop("b01")
+    assert spread["b01"] >= others.median() - 1e-9
+    assert 0.3 < others.median() < 0.6
+
+
 def test_no_data_rows_stay_nan() -> None:
     df = _table(n_b=6)
     df.loc[df.index[::7], ["contrast_k", "valid_fraction"]] = [np.nan, 0.0]

@@ -58,7 +58,9 @@ def test_observation_states_thresholds() -> None:
 def test_two_of_three_with_hysteresis() -> None:
     obs = _obs(Z)
     obs["state"] = observation_states(obs)
-    tl = status_timeline(obs, ClassifyParams(accumulate=0))  # the per-scene rule alone
+    tl = status_timeline(
+        obs, ClassifyParams(rule="window", accumulate=0)
+    )  # the per-scene rule alone
     # the no-data row is skipped; one hot scene (row 2) is only a candidate
     assert tl["status"].tolist() == [
         "uncertain",
@@ -78,7 +80,9 @@ def test_two_of_three_with_hysteresis() -> None:
 def test_transitions_with_evidence() -> None:
     obs = _obs(Z)
     obs["state"] = observation_states(obs)
-    tl = status_timeline(obs, ClassifyParams(accumulate=0))  # the per-scene rule alone
+    tl = status_timeline(
+        obs, ClassifyParams(rule="window", accumulate=0)
+    )  # the per-scene rule alone
     tr = transitions_from(tl, obs)
     assert tr[["from_status", "to_status", "scene_id"]].values.tolist() == [
         ["uncertain", "idle", "a1"],
@@ -94,7 +98,7 @@ def test_transitions_with_evidence() -> None:
 def test_status_at_dates_and_staleness() -> None:
     obs = pd.concat([_obs(Z, "a"), _obs([np.nan] * 9, "gone")], ignore_index=True)
     obs["state"] = observation_states(obs)
-    tl = status_timeline(obs)
+    tl = status_timeline(obs, ClassifyParams(rule="window"))
     ids = pd.Index(["a", "gone"])
     st = status_at(tl, ids, obs["acquired"].iloc[6])
     assert st.loc["a", "status"] == "active"
@@ -154,9 +158,9 @@ def test_persistent_moderate_excess_is_caught_by_accumulation_only() -> None:
     )
     obs["state"] = observation_states(obs)
     assert set(obs["state"]) == {"idle"}
-    off = status_timeline(obs, ClassifyParams(accumulate=0))
+    off = status_timeline(obs, ClassifyParams(rule="window", accumulate=0))
     assert off["status"].tolist() == ["uncertain"] + ["idle"] * (n - 1)
-    on = status_timeline(obs, ClassifyParams())
+    on = status_timeline(obs, ClassifyParams(rule="window"))
     # Z_4 = 2.80 < 2.88 <= Z_5 = 3.13: over the threshold from the 5th scene, active on the 6th
     # (two consecutive scenes)
     assert on["status"].tolist() == ["uncertain"] * 5 + ["active"] * 5
@@ -168,7 +172,7 @@ def test_persistent_moderate_excess_is_caught_by_accumulation_only() -> None:
     tail = obs.copy()
     tail.loc[7:, "z"] = -1.0
     tail["state"] = observation_states(tail)
-    t = status_timeline(tail, ClassifyParams())
+    t = status_timeline(tail, ClassifyParams(rule="window"))
     assert t["status"].iloc[6] == "active"
     z6 = t["z_acc"].to_numpy()
     for i in range(7, n):

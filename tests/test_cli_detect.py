@@ -417,29 +417,36 @@ def test_export_observations(small_store: Path, tmp_path: Path, name: str, fmt: 
         assert frame.geometry.notna().all()
     assert len(frame) == n_obs
     assert {"anomaly_k", "z", "state", "t_roof_k", "scene_id", "building_id"} <= set(frame.columns)
+    assert {"status", "confidence", "spill_k", "ring_contaminated"} <= set(frame.columns)
     assert set(frame["state"]) <= {"active", "idle", "uncertain", "no_data"}
+    assert set(frame["status"]) <= {"active", "changed", "idle", "uncertain", "no_data"}
+    assert frame["confidence"].between(0.0, 1.0).all()
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left
 
 
-def test_export_observations_carry_the_status_after_each_scene(
+def test_export_status_per_observation_is_the_persisted_verdict(
     small_store: Path, tmp_path: Path
 ) -> None:
-    from kaesong_thermal.pipeline import analyze_store
-
+    # every exported row carries the status after it: the timeline's on valid rows, carried over
+    # no-data rows; the changes of that column are exactly the analysis's transitions
     out = tmp_path / "obs.csv"
     assert cli("export", out, "--store", small_store) == 0
-    frame = pd.read_csv(out)
-    assert set(frame["status"]) <= {"active", "idle", "uncertain", "no_data"}
+    frame = pd.read_csv(out, parse_dates=["acquired"])
     analysis = analyze_store(small_store)
     assert analysis is not None
-    timeline = analysis.timeline
-    obs = analysis.observations
-    # a valid row carries the status after it; a no_data row the one before it
-    expected = timeline["status"].reindex(obs.index).groupby(obs["building_id"]).ffill()
-    assert frame["status"].tolist() == expected.fillna("no_data").tolist()
-    last = frame.groupby("building_id")["status"].last()
-    final = timeline.groupby("building_id")["status"].last()
-    assert (last.reindex(final.index) == final).all()
+    status = analysis.status()
+    ordered = frame.sort_values(["building_id", "acquired"], kind="stable")
+    last = ordered.groupby("building_id").tail(1).set_index("building_id")
+    fresh = status["status"] != "no_data"
+    assert (last.loc[status.index[fresh], "status"] == status.loc[fresh, "status"]).all()
+    prev = ordered.groupby("building_id")["status"].shift()
+    flips = ordered.loc[prev.notna() & (prev != ordered["status"]) & (prev != "no_data")]
+    tr = analysis.transitions()
+    assert len(flips) == len(tr)
+    assert sorted(flips["scene_id"]) == sorted(tr["scene_id"])
+    # a no-data row keeps the verdict of the building's previous valid row
+    nd = ordered.loc[(ordered["state"] == "no_data") & prev.notna()]
+    assert (nd["status"].to_numpy() == prev.loc[nd.index].to_numpy()).all()
 
 
 def test_export_status_and_atomic_replace(

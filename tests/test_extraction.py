@@ -66,7 +66,7 @@ class FakeScene:
         self.ceilings: list[float | None] = []
 
     def read_kelvin(
-        self, bounds: tuple[float, float, float, float], max_sigma_k: float | None = 2.5
+        self, bounds: tuple[float, float, float, float], max_sigma_k: float | None = 15.0
     ) -> ThermalWindow:
         self.calls.append(bounds)
         self.ceilings.append(max_sigma_k)
@@ -331,11 +331,12 @@ def test_real_scene_reader_window_and_fully_invalid_scene(fixtures_dir: Path) ->
         },
         crs=scene.crs,
     )
-    df = ex.extract(str(product), fp).set_index("building_id")
+    df = ex.extract(str(product), fp, max_sigma_k=2.5).set_index("building_id")
     assert df.loc["inside", "scene_id"] == "LC08_L2SP_008059_20191201_20200825_02_T1"
     assert df.loc["inside", "sensor"] == "LC08" and df.loc["inside", "level"] == "L2"
-    # this small fixture has no valid thermal pixel: every row is NaN with valid_fraction 0
-    window = scene.read_kelvin()
+    # under a 2.5 K ST_QA ceiling this humid fixture has no valid thermal pixel: every row is NaN
+    # with valid_fraction 0
+    window = scene.read_kelvin(max_sigma_k=2.5)
     assert not window.valid.any()
     assert (df["valid_fraction"] == 0.0).all()
     assert df["t_roof_k"].isna().all() and df["contrast_k"].isna().all()
@@ -404,8 +405,11 @@ def test_st_qa_ceiling_reaches_the_reader(fixtures_dir: Path) -> None:
     r, c = 211, 293  # centre of a clear patch (QA_PIXEL clear, ST_QA 3.8 K)
     x0, y0 = t.c + (c + 0.25) * t.a, t.f + (r + 0.25) * t.e
     fp = footprints({"clear": shapely.box(x0, y0 + 0.5 * t.e, x0 + 0.5 * t.a, y0)}, crs=scene.crs)
-    strict = ex.extract(scene, fp, min_ring_px=0).iloc[0]
+    strict = ex.extract(scene, fp, min_ring_px=0, max_sigma_k=2.5).iloc[0]
     lax = ex.extract(scene, fp, min_ring_px=0, max_sigma_k=None).iloc[0]
+    default = ex.extract(scene, fp, min_ring_px=0).iloc[0]  # 15 K: the clear pixel is kept
+    assert default["valid_fraction"] == pytest.approx(1.0)
+    assert default["t_roof_k"] == pytest.approx(lax["t_roof_k"], abs=1e-6)
     assert strict["valid_fraction"] == 0.0 and np.isnan(strict["t_roof_k"])
     assert lax["valid_fraction"] == pytest.approx(1.0)
     expected = scene.read_kelvin(max_sigma_k=None).kelvin[r, c]
@@ -417,4 +421,4 @@ def test_fake_scene_gets_the_default_ceiling() -> None:
     scene = FakeScene(np.full((30, 30), 290.0), t)
     ex.extract(scene, footprints({"a": box_px(t, 10, 10, 12, 12)}))
     ex.extract(scene, footprints({"a": box_px(t, 10, 10, 12, 12)}), max_sigma_k=4.0)
-    assert scene.ceilings == [2.5, 4.0]
+    assert scene.ceilings == [15.0, 4.0]

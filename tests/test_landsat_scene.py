@@ -95,7 +95,8 @@ def test_level2_kelvin_and_qa_masks(fixtures_dir: Path) -> None:
             "02",
         )
         window = scene.read_kelvin(max_sigma_k=None)
-        strict = scene.read_kelvin()  # default ceiling 2.5 K
+        default = scene.read_kelvin()  # default ceiling 15 K
+        strict = scene.read_kelvin(max_sigma_k=2.5)
         loose = scene.read_kelvin(max_sigma_k=5.0)
     image = (qa_pixel & 1) == 0
     cloudy = (qa_pixel & 0b11110) != 0
@@ -116,6 +117,10 @@ def test_level2_kelvin_and_qa_masks(fixtures_dir: Path) -> None:
     # this humid tropical scene has no clear pixel under 2.5 K uncertainty
     known = expected_valid & (st_qa != -9999)
     assert st_qa[known].min() > 250 and not strict.valid.any()
+    # ST_QA is a weight, not a mask: the default keeps every QA-clear pixel of it (3.2-13.3 K)
+    assert st_qa[known].max() < 1500
+    assert np.array_equal(default.valid, known)
+    assert default.valid.sum() == known.sum() > 0
 
 
 # ------------------------------------------------------------------------ windows

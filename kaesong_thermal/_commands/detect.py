@@ -20,6 +20,7 @@ import pandas as pd
 from kaesong_thermal.errors import EXIT_DATA_ERROR, EXIT_NEWLY_ACTIVE, EXIT_OK
 from kaesong_thermal.pipeline import DetectResult, detect
 
+from ._stac import add_stac_arguments, check_stac_arguments, run_stac
 from .status import add_common, config_from, records
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def register(subparsers: Any) -> None:
             "active since the previous run."
         ),
     )
-    parser.add_argument("products", nargs="+", metavar="PRODUCT", help="products or globs")
+    parser.add_argument("products", nargs="*", metavar="PRODUCT", help="products or globs")
     parser.add_argument(
         "--footprints", metavar="FILE", help="building footprints (default: the shipped set)"
     )
@@ -73,6 +74,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="footprints changed since the store was built: re-extract every stored scene",
     )
+    add_stac_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -104,24 +106,25 @@ def _progress(quiet: bool) -> tuple[Callable[[int, int, str, str], None], Callab
 
 def run(args: argparse.Namespace) -> int:
     """Run ``detect``; print newly active buildings; return the exit code."""
+    check_stac_arguments(args)
     config = config_from(args)
     update, close = _progress(bool(getattr(args, "quiet", False)))
+    options: dict[str, Any] = {
+        "footprints": config.footprints,
+        "store": config.store,
+        "baseline": args.baseline or config.baseline,
+        "workers": config.workers,
+        "force": args.force,
+        "progress": update,
+        "thresholds": config.thresholds,
+        "extract_options": config.extract,
+        "reextract": args.reextract,
+        "command": shlex.join(["kaesong-thermal", "detect", *sys.argv[2:]])
+        if len(sys.argv) > 1 and sys.argv[1] == "detect"
+        else None,
+    }
     try:
-        result = detect(
-            args.products,
-            footprints=config.footprints,
-            store=config.store,
-            baseline=args.baseline or config.baseline,
-            workers=config.workers,
-            force=args.force,
-            progress=update,
-            thresholds=config.thresholds,
-            extract_options=config.extract,
-            reextract=args.reextract,
-            command=shlex.join(["kaesong-thermal", "detect", *sys.argv[2:]])
-            if len(sys.argv) > 1 and sys.argv[1] == "detect"
-            else None,
-        )
+        result = run_stac(args, options) if args.stac else detect(args.products, **options)
     finally:
         close()
     for path, message in result.failed:

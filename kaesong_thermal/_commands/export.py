@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         analysis = analyze_store(config.store, baseline=baseline, thresholds=thresholds)
         if analysis is None:  # an empty table has no columns: nothing a reader could load
             raise StoreError(f"store {config.store}: no observations to export (run detect first)")
-        frame = with_status(analysis.observations, analysis.timeline)
+        frame = analysis.observations
     footprints = stored_footprints(config.store) if fmt in ("geoparquet", "geojson") else None
     try:
         write_atomic(frame, out, fmt, footprints, config.store)
@@ -96,21 +96,6 @@ def run(args: argparse.Namespace) -> int:
         raise KaesongThermalError(f"{out}: cannot be written ({exc.strerror or exc})") from exc
     logger.info("wrote %d row(s) to %s (%s)", len(frame), out, fmt)
     return EXIT_OK
-
-
-def with_status(observations: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:
-    """The observations with ``status`` and ``confidence``: the building's status after each row.
-
-    A valid observation carries the status the building has after it (``Analysis.timeline``);
-    a ``no_data`` row keeps the status of the building's previous valid observation
-    (``no_data`` before the first one). ``observations`` is sorted by building and time.
-    """
-    out = observations.copy()
-    by = out["building_id"]
-    for col, fill in (("status", "no_data"), ("confidence", 0.0)):
-        values = timeline[col].reindex(out.index) if col in timeline else pd.Series(index=out.index)
-        out[col] = values.groupby(by, sort=False).ffill().fillna(fill)
-    return out
 
 
 def write_atomic(frame: pd.DataFrame, out: Path, fmt: str, footprints: Any, store: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from kaesong_thermal.errors import EXIT_OK
 from kaesong_thermal.landsat import open_scene
+from kaesong_thermal.landsat.bands import DEFAULT_MAX_SIGMA_K
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-sigma-k",
         type=_positive_kelvin,
-        default=2.5,
-        help="ST_QA uncertainty ceiling in kelvin for Level-2 products (default 2.5)",
+        default=DEFAULT_MAX_SIGMA_K,
+        help=f"ST_QA uncertainty ceiling in kelvin for Level-2 products (default {DEFAULT_MAX_SIGMA_K:g})",
     )
     parser.add_argument("--mask-snow", action="store_true", help="count snow/ice as invalid")
     parser.set_defaults(func=run)

@@ -30,6 +30,14 @@ ST_FILL_DN = 0
 #: ST_QA (1-sigma surface temperature uncertainty) scale, K per DN; fill -9999 [2]_.
 ST_QA_MULT_K = 0.01
 ST_QA_FILL = -9999
+#: Default ceiling on the ST_QA 1-sigma surface-temperature uncertainty, kelvin.  ST_QA is a
+#: per-pixel uncertainty that grows near cloud and with humidity, and is largely common to a roof
+#: and its background ring; it is used as a weight (it enters ``sigma_k``), not as a mask, so the
+#: ceiling only removes the pixels no retrieval can be trusted on.  Clear pixels of humid scenes
+#: carry 3-7 K (e.g. the real LC08_L2SP_008059_20191201 product: 3.4-6.7 K), which a 2.5 K
+#: ceiling would mask entirely (USGS, *Landsat 8-9 Collection 2 Level 2 Science Product Guide*,
+#: LSDS-1619, ST_QA); that product's clear pixels reach 13.25 K at most.
+DEFAULT_MAX_SIGMA_K = 15.0
 
 
 @dataclass(frozen=True)

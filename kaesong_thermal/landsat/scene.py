@@ -32,12 +32,13 @@ import logging
 import math
 import os
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -107,6 +108,7 @@ STAC_KEYS: dict[str, dict[str, str]] = {
 _MTL_FORM_ORDER = ("_mtl.txt", "_mtl.xml", "_mtl.json")
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 _GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+_REMOTE_VSI = ("/vsis3/", "/vsicurl/")
 _STRIP_ROWS = 1024
 _CHUNK_BYTES = 1 << 20
 
@@ -260,18 +262,38 @@ class FileRef:
     gdal_path: str
     tar_path: str | None = None
     member: str | None = None
+    url: str | None = None
 
     @property
     def basename(self) -> str:
-        """File name without directories."""
+        """File name without directories (nor the query string of a URL)."""
+        if self.url is not None:
+            return PurePosixPath(urlsplit(self.url).path).name
         return PurePosixPath(self.member).name if self.member else Path(self.gdal_path).name
 
     def exists(self) -> bool:
-        """True when the file exists (members of a listed archive always do)."""
-        return self.tar_path is not None or Path(self.gdal_path).is_file()
+        """True when the file exists (members of a listed archive and remote files always do:
+        a missing remote file is reported when it is read)."""
+        return (
+            self.tar_path is not None
+            or self.url is not None
+            or self.gdal_path.startswith(_REMOTE_VSI)
+            or Path(self.gdal_path).is_file()
+        )
 
     def iter_bytes(self) -> Iterator[bytes]:
-        """Yield the file's bytes in 1 MiB chunks (archive members are streamed, never unpacked)."""
+        """Yield the file's bytes in 1 MiB chunks (archive members are streamed, never unpacked;
+        remote files are fetched, see :mod:`kaesong_thermal.landsat.remote`)."""
+        if self.url is not None:
+            from kaesong_thermal.landsat.remote import fetch_bytes
+
+            yield fetch_bytes(self.url, self.name)
+            return
+        if self.gdal_path.startswith(_REMOTE_VSI):
+            from kaesong_thermal.landsat.cloud import read_vsi_bytes
+
+            yield read_vsi_bytes(self.gdal_path, self.name)
+            return
         try:
             if self.tar_path is not None and self.member is not None:
                 with tarfile.open(self.tar_path) as archive:
@@ -442,15 +464,19 @@ def _resolve_role(role: str, mtl: MTL, listing: _Listing, product_id: str) -> Fi
     return listing.hints.get(role.lower())
 
 
-def open_scene(path: str | os.PathLike[str]) -> Scene:
+def open_scene(path: str | os.PathLike[str] | Mapping[str, Any] | Any) -> Scene:
     """Open a Landsat product for reading thermal windows.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like, STAC item
         A product directory, any one file of a product (its MTL or a band), a ``.tar`` bundle as
-        delivered by USGS (read in place through GDAL's ``/vsitar/``, never unpacked), or a local
-        STAC Item JSON (``landsat-c2-l1`` / ``landsat-c2-l2`` layout; hrefs relative or absolute).
+        delivered by USGS (read in place through GDAL's ``/vsitar/``, never unpacked), or a
+        STAC Item: a local JSON file (``landsat-c2-l1`` / ``landsat-c2-l2`` layout; hrefs
+        relative or absolute), a ``pystac.Item``, an item dict or a product of
+        :func:`kaesong_thermal.sources.stac.search_scenes`, or the http(s) URL of an item.
+        Items whose assets are http(s) or ``s3://`` hrefs are read remotely, window by window
+        (:func:`kaesong_thermal.landsat.remote.open_item`).
 
     Returns
     -------
@@ -465,6 +491,14 @@ def open_scene(path: str | os.PathLike[str]) -> Scene:
     RasterReadError
         The thermal band cannot be opened as a GeoTIFF.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        from kaesong_thermal.landsat.remote import open_item
+
+        return open_item(path)
+    if isinstance(path, str) and path.lower().startswith(("http://", "https://")):
+        from kaesong_thermal.landsat.remote import open_url
+
+        return open_url(path)
     source = Path(os.fspath(path))
     if not source.exists():
         raise ProductError(f"{source}: no such file or directory")
@@ -480,6 +514,10 @@ def open_scene(path: str | os.PathLike[str]) -> Scene:
     elif lower.endswith(".json"):
         item = _load_json(source)
         if item.get("type") == "Feature" and "assets" in item:
+            from kaesong_thermal.landsat import remote
+
+            if remote.has_remote_assets(item):
+                return remote.open_item(item, base=source)
             return _build_scene(str(source), _stac_listing(source, item), None)
         raise ProductError(f"{source}: JSON is neither a STAC item nor a *_MTL.json")
     else:
@@ -502,7 +540,12 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _build_scene(source: str, listing: _Listing, mtl_ref: FileRef | None) -> Scene:
+def _build_scene(
+    source: str,
+    listing: _Listing,
+    mtl_ref: FileRef | None,
+    factory: Callable[..., Scene] | None = None,
+) -> Scene:
     if mtl_ref is None:
         mtl_ref = _pick_mtl(listing)
     if not mtl_ref.exists():
@@ -527,7 +570,7 @@ def _build_scene(source: str, listing: _Listing, mtl_ref: FileRef | None) -> Sce
         raise ProductError(f"{listing.where}: thermal band {named} of {product_id} not found")
     if "QA_PIXEL" not in files:
         logger.info("%s: no QA_PIXEL band; validity is based on fill only", product_id)
-    scene = Scene(source=source, mtl=mtl, files=files, thermal_band=thermal)
+    scene = (factory or Scene)(source=source, mtl=mtl, files=files, thermal_band=thermal)
     scene._check_consistency()
     return scene
 
@@ -632,7 +675,7 @@ class Scene:
             return ds
         ref = self.files[role]
         try:
-            with rasterio.Env(**_GDAL_ENV):
+            with self._env():
                 ds = rasterio.open(ref.gdal_path)
         except RasterioError as exc:
             raise RasterReadError(f"{ref.name}: cannot open as GeoTIFF ({_short(exc)})") from exc
@@ -653,6 +696,14 @@ class Scene:
                 )
         self._datasets[role] = ds
         return ds
+
+    def _env(self) -> rasterio.Env:
+        """GDAL settings of this scene's reads (remote scenes use the cloud settings)."""
+        return rasterio.Env(**_GDAL_ENV)
+
+    def _st_scaling(self, band: str) -> Any:
+        """Level-2 DN to kelvin scaling of ``band`` (the MTL's; STAC items may carry their own)."""
+        return self.mtl.st_scaling(band)
 
     def _check_consistency(self) -> None:
         """Check that the thermal band lies on the MTL's grid (same UTM zone, inside the scene)."""
@@ -771,7 +822,7 @@ class Scene:
         saturated = np.zeros(dn.shape, dtype=bool)
         values = dn.astype(np.float64)
         if band.startswith("ST_"):
-            scaling = self.mtl.st_scaling(band)
+            scaling = self._st_scaling(band)
             kelvin = values * scaling.mult_k + scaling.add_k
         else:
             c = self.mtl.thermal_constants(band)
@@ -828,7 +879,7 @@ class Scene:
         bounds: tuple[float, float, float, float] | None = None,
         crs: Any = None,
         *,
-        max_sigma_k: float | None = 2.5,
+        max_sigma_k: float | None = bands.DEFAULT_MAX_SIGMA_K,
         mask_snow: bool = False,
         band: str | None = None,
     ) -> ThermalWindow:
@@ -843,8 +894,11 @@ class Scene:
             Area to read, in ``crs``; None reads the whole band.
         crs : CRS-like, optional
             CRS of ``bounds``; default the scene CRS.
-        max_sigma_k : float or None, default 2.5
+        max_sigma_k : float or None, default 15.0
             Ceiling on the ST_QA 1-sigma uncertainty, kelvin (Level-2 only); None disables it.
+            The default (:data:`kaesong_thermal.landsat.bands.DEFAULT_MAX_SIGMA_K`) keeps every
+            QA-clear pixel of humid scenes (ST_QA 3-7 K): ST_QA is meant as a weight, carried in
+            ``sigma_k``, not as a mask.
         mask_snow : bool, default False
             Also mark QA_PIXEL snow / ice as invalid.
         band : str, optional
@@ -869,7 +923,7 @@ class Scene:
         )
 
     def qa_summary(
-        self, *, max_sigma_k: float | None = 2.5, mask_snow: bool = False
+        self, *, max_sigma_k: float | None = bands.DEFAULT_MAX_SIGMA_K, mask_snow: bool = False
     ) -> dict[str, float | int]:
         """Pixel counts and fractions over the whole thermal band, read in strips.
 
