@@ -71,6 +71,7 @@ LARGE_M2 = 5000.0
 PRIOR_DAYS = 30
 NAIVE_Z = 3.0
 YEAR_DAYS = 365.25
+GIT_STATUS = ("git", "status", "--porcelain", "--untracked-files=no")
 #: Columns the score may use from the export (plus contrast_k for the naive baseline).
 EXPORT_COLUMNS = ("scene_id", "building_id", "acquired", "state", "status")
 
@@ -140,18 +141,26 @@ class Paths:
     log: Path
     sim_timing: Path
     timing: Path
+    period: tuple[str, str]
 
     @classmethod
-    def of(cls, workdir: Path, seed: int, label: str) -> Paths:
-        """The simulation is shared by every label; the store and export are the label's."""
+    def of(
+        cls, workdir: Path, seed: int, label: str, period: tuple[str, str] = (START, END)
+    ) -> Paths:
+        """The simulation is shared by every label; the store and export are the label's.
+
+        A period other than the default gets its own simulation (``stress<seed>_<start>_<end>``).
+        """
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+        name = f"stress{seed}" if period == (START, END) else f"stress{seed}_{'_'.join(period)}"
         return cls(
-            sim=workdir / f"stress{seed}",
-            db=workdir / f"stress{seed}.{tag}.db",
-            export=workdir / f"stress{seed}.{tag}.observations.csv",
-            log=workdir / f"stress{seed}.{tag}.log",
-            sim_timing=workdir / f"stress{seed}.simulate.json",
-            timing=workdir / f"stress{seed}.{tag}.detect.json",
+            sim=workdir / name,
+            db=workdir / f"{name}.{tag}.db",
+            export=workdir / f"{name}.{tag}.observations.csv",
+            log=workdir / f"{name}.{tag}.log",
+            sim_timing=workdir / f"{name}.simulate.json",
+            timing=workdir / f"{name}.{tag}.detect.json",
+            period=period,
         )
 
 
@@ -174,7 +183,7 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
     scen = p.sim / "scenario.json"
     if scen.is_file():
         doc = json.loads(scen.read_text())
-        same = (doc.get("scenario"), doc.get("start"), doc.get("end")) == ("stress", START, END)
+        same = (doc.get("scenario"), doc.get("start"), doc.get("end")) == ("stress", *p.period)
         if same and doc.get("stress", {}).get("version") == STRESS_VERSION:
             return {"simulate_s": _stored(p.sim_timing).get("simulate_s"), "simulated": False}
         logger.warning("%s: another period or generator version: simulating again", p.sim)
@@ -182,7 +191,7 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
         shutil.rmtree(p.sim)
     t0 = time.perf_counter()
     args = ["simulate", str(p.sim), "--scenario", "stress", "--seed", str(seed)]
-    args += ["--start", START, "--end", END, "--workers", str(workers)]
+    args += ["--start", p.period[0], "--end", p.period[1], "--workers", str(workers)]
     res = _cli(args, p.sim.parent, p.log, timeout)
     if res.returncode != 0 or not scen.is_file():
         raise RuntimeError(f"simulate exited with {res.returncode} (see {p.log})")
@@ -225,6 +234,7 @@ def detect_draw(p: Paths, workers: int, redetect: bool, timeout: float) -> dict[
         "export_s": round(time.perf_counter() - t1, 1),
         "detect_exit": res.returncode,
         "failed_products": failed,
+        "detect_commit": _commit(),
     }
     p.timing.write_text(json.dumps(out) + "\n")
     return out | {"reused": False}
@@ -512,7 +522,9 @@ def section(label: str, meta: dict[str, Any], result: dict[str, Any]) -> str:
         "",
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}; {meta['date']}; detector version {meta['version']}. "
-        f"Draws simulated {START}..{END}, Landsat 8+9; scored only from "
+        f"Draws simulated {meta['period'][0]}..{meta['period'][1]}, Landsat 8+9; "
+        f"scored at commit {meta.get('commit', '?')}, detected at "
+        f"{', '.join(_detect_commits(draws)) or '?'}; scored only from "
         "`kaesong-thermal export --what observations` against truth.csv and scenario.json.",
         "",
     ]
@@ -556,6 +568,11 @@ def section(label: str, meta: dict[str, Any], result: dict[str, Any]) -> str:
         )
     lines += ["", f"<!-- stress:{label}:end -->"]
     return "\n".join(lines)
+
+
+def _detect_commits(draws: dict[str, dict[str, Any]]) -> list[str]:
+    """The commits the draws' detections ran at (``?`` where unknown), in order of seeds."""
+    return list(dict.fromkeys(str(d.get("detect_commit") or "?") for d in draws.values()))
 
 
 def replace_section(path: Path, label: str, text: str) -> None:
@@ -634,11 +651,39 @@ def summary_text(label: str, result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------- main
 
 
+def _commit() -> str:
+    """Commit of the source tree evaluated, ``+dirty`` with uncommitted changes outside
+    ``benchmarks/results``, or ``?`` outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True
+        )
+        # results files are outputs, not the code evaluated
+        dirty = subprocess.run(
+            [*GIT_STATUS, "--", "..", ":(exclude)../benchmarks/results"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "?"
+    if head.returncode != 0:
+        return "?"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def run_draw(
-    seed: int, workdir: Path, label: str, workers: int, redetect: bool, timeout: float
+    seed: int,
+    workdir: Path,
+    label: str,
+    workers: int,
+    redetect: bool,
+    timeout: float,
+    period: tuple[str, str] = (START, END),
 ) -> dict[str, Any]:
     """Simulate (if needed), detect, export and score one draw; errors are returned, not raised."""
-    p = Paths.of(workdir, seed, label)
+    p = Paths.of(workdir, seed, label, period)
     out: dict[str, Any] = {}
     step = "simulate"
     try:
@@ -672,6 +717,12 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
         "--tuning", nargs="*", default=["101-110"], help="tuning seeds; the others are held out"
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="per command, s")
+    parser.add_argument(
+        "--start",
+        default=START,
+        help=f"first date simulated (default {START}; shorter: smoke runs)",
+    )
+    parser.add_argument("--end", default=END, help=f"last date simulated (default {END})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -683,12 +734,13 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / "kaesong-thermal.toml").exists():
         progress(f"warning: {workdir / 'kaesong-thermal.toml'} changes the detector's settings")
+    period = (args.start, args.end)
     t0 = time.perf_counter()
     draws: dict[str, Any] = {}
     for k, seed in enumerate(seeds):
         t = time.perf_counter()
         draws[str(seed)] = run_draw(
-            seed, workdir, args.label, args.workers, args.redetect, args.timeout
+            seed, workdir, args.label, args.workers, args.redetect, args.timeout, period
         )
         d = draws[str(seed)]
         status = d.get("error") or (
@@ -711,15 +763,17 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     import kaesong_thermal
 
     cmd = "python benchmarks/evaluate_stress.py --seeds " + " ".join(args.seeds)
-    cmd += f" --workers {args.workers} --label {args.label}" + (
-        " --redetect" if args.redetect else ""
-    )
+    cmd += f" --workdir {args.workdir} --workers {args.workers} --label {args.label}"
+    cmd += " --redetect" if args.redetect else ""
+    if period != (START, END):
+        cmd += f" --start {period[0]} --end {period[1]}"
     meta = {
         "command": cmd,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "version": getattr(kaesong_thermal, "__version__", "?"),
-        "period": [START, END],
+        "period": list(period),
+        "commit": _commit(),
     }
     write_outputs(Path(args.out), args.label, meta, result)
     progress(summary_text(args.label, result))

@@ -133,7 +133,7 @@ def test_seeds_sections_and_failures(ev: ModuleType, tmp_path: Path) -> None:
     out.write_text("# Results\n\nkept\n")
     draws = {"1": {"f1": 0.5, "false_per_by_idle": 0.1}, "2": {"error": "detect: boom"}}
     result = {"draws": draws, "summary": {"all": ev.summarise(draws, [1, 2])}}
-    meta = {"command": "x", "machine": "m", "date": "d", "version": "v"}
+    meta = {"command": "x", "machine": "m", "date": "d", "version": "v", "period": ["a", "b"]}
     ev.write_outputs(out, "before", meta, result)
     ev.write_outputs(out, "after", meta, result)
     ev.write_outputs(out, "before", meta, result)
@@ -150,3 +150,28 @@ def test_seeds_sections_and_failures(ev: ModuleType, tmp_path: Path) -> None:
     js = json.loads((tmp_path / "r.stress.json").read_text())
     assert set(js) == {"before", "after"}
     assert math.isclose(js["before"]["draws"]["1"]["f1"], 0.5)
+
+
+@pytest.mark.slow
+def test_end_to_end_through_the_command_line(
+    ev: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A short draw simulated, detected and exported by the CLI, scored, then re-scored."""
+    work, out = tmp_path / "work", tmp_path / "res" / "detector.md"
+    argv = ["--seeds", "5", "--workdir", str(work), "--out", str(out), "--label", "smoke"]
+    argv += ["--workers", "1", "--start", "2024-01-01", "--end", "2024-03-31"]
+    assert ev.main(argv) == 0
+    js = json.loads(out.with_name("detector.stress.json").read_text())
+    d = js["smoke"]["draws"]["5"]
+    assert "error" not in d, d
+    assert d["n_scenes"] > 5 and d["unmatched_rows"] == 0 and d["reused"] is False
+    assert d["confounders_present"] == 4
+    export = work / "stress5_2024-01-01_2024-03-31.smoke.observations.csv"
+    stamp = export.stat().st_mtime_ns
+    assert ev.main(argv) == 0  # re-scored from the same export
+    js = json.loads(out.with_name("detector.stress.json").read_text())
+    assert js["smoke"]["draws"]["5"]["reused"] is True
+    assert js["smoke"]["draws"]["5"]["detect_s"] == d["detect_s"]
+    assert export.stat().st_mtime_ns == stamp
+    assert "label `smoke`" in out.read_text()
+    assert "1 draw(s) scored" in capsys.readouterr().out
