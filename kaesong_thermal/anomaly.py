@@ -324,28 +324,39 @@ def loo_group_weighted_median(
     """
     codes = np.asarray(codes, dtype=np.int64)
     values = np.asarray(values, dtype=float)
-    pool = np.asarray(pool, dtype=bool) & np.isfinite(weights) & (np.asarray(weights) > 0)
+    w_all = np.asarray(weights, dtype=float)
+    pool = np.asarray(pool, dtype=bool) & np.isfinite(w_all) & (w_all > 0)
     out = np.full(codes.size, np.nan)
     if codes.size == 0 or not pool.any():
         return out
-    order = np.argsort(codes, kind="stable")
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    for rows in np.split(order, bounds):
-        members = rows[pool[rows]]
-        if members.size == 0:
-            continue
-        srt = members[np.argsort(values[members], kind="stable")]
-        v = values[srt]
-        w = np.asarray(weights, dtype=float)[srt]
-        # other-members weight matrix: row r = the group's rows, column k = sorted members
-        own = rows[:, None] == srt[None, :]
-        wk = np.where(own, 0.0, w[None, :])
-        cum = np.cumsum(wk, axis=1)
-        total = cum[:, -1]
-        reach = (cum >= 0.5 * total[:, None]) & ~own & (total[:, None] > 0)
-        has = reach.any(axis=1)
-        first = np.argmax(reach, axis=1)
-        out[rows[has]] = v[first[has]]
+    # one sort of the pool by (group, value); cumulative weights over all groups at once, so a
+    # group's partial sums are Cg - (Cg at the group's start): one searchsorted answers every row
+    members = np.flatnonzero(pool)
+    order = members[np.lexsort((values[members], codes[members]))]
+    sv = values[order]
+    sw = w_all[order]
+    sc = codes[order]
+    cum = np.cumsum(sw)
+    n_groups = int(codes.max()) + 1
+    total = np.bincount(sc, weights=sw, minlength=n_groups)
+    first = np.searchsorted(sc, np.arange(n_groups), side="left")
+    base = np.concatenate(([0.0], cum))[first]  # cumulative weight before each group
+    rank = np.full(codes.size, -1, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    g = codes
+    own_w = np.where(rank >= 0, w_all, 0.0)
+    rest = total[g] - own_w  # weight of the other members
+    half = 0.5 * rest
+    # first sorted member (global position) whose cumulative weight reaches half of the rest,
+    # counted without the row itself: before its own position the row does not count yet
+    j1 = np.searchsorted(cum, base[g] + half, side="left")
+    j2 = np.searchsorted(cum, base[g] + half + own_w, side="left")
+    inside = rank >= 0
+    pick = np.where(inside & (j1 >= rank), j2, j1)
+    pick = np.where(inside & (pick == rank), pick + 1, pick)
+    ok = (rest > 0) & (pick < order.size)
+    ok &= np.where(ok, sc[np.minimum(pick, order.size - 1)] == g, False)
+    out[ok] = sv[pick[ok]]
     return out
 
 

@@ -91,7 +91,17 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
         if not any(isinstance(f, _Redact) for f in handler.filters):
             handler.addFilter(_Redact())
     if verbose < 2:
-        for noisy in ("rasterio", "fiona", "pyogrio", "matplotlib", "PIL", "numexpr"):
+        # Dask logs every connection and cancelled key at INFO (and closed comms with tracebacks)
+        for noisy in (
+            "rasterio",
+            "fiona",
+            "pyogrio",
+            "matplotlib",
+            "PIL",
+            "numexpr",
+            "distributed",
+            "tornado",
+        ):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

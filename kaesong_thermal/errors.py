@@ -46,3 +46,7 @@ class AnalysisError(KaesongThermalError, ValueError):
 
 class ConfigError(KaesongThermalError, ValueError):
     """A configuration file or option value is invalid."""
+
+
+class SchedulerError(KaesongThermalError, OSError):
+    """A Dask scheduler cannot be reached or started, or dask.distributed is not installed."""

@@ -1,7 +1,8 @@
 """Scenes x footprints -> observations -> store -> analysis: the engine behind ``detect``.
 
 Everything upstream of the store is per scene and independent, so scenes are processed in
-parallel by a process pool; the parent process alone writes the store, one transaction per scene
+parallel by a process pool (or, given a ``distributed.Client``, on a Dask cluster:
+:mod:`kaesong_thermal.distributed`); the parent process alone writes the store, one transaction per scene
 as each finishes, so a crash loses at most the scenes in flight and a re-run finishes the job
 (:class:`kaesong_thermal.store.Store` skips what is already stored).
 
@@ -208,20 +209,31 @@ class _Outcome:
 
 @dataclass
 class _WorkerState:
+    """What every scene's task needs besides its path (shipped once to each worker)."""
+
     footprints: Any = None
     extract_options: dict[str, Any] = field(default_factory=dict)
     known: dict[str, str] = field(default_factory=dict)
     force: bool = False
+    groups: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.groups and self.footprints is not None:
+            from kaesong_thermal.sites import site_groups
+
+            options = self.extract_options
+            reach = float(options.get("ring_outer_m", 200.0)) + float(
+                options.get("exclusion_margin_m", 30.0)
+            )
+            self.groups = site_groups(self.footprints, reach_m=reach)
 
 
 _STATE = _WorkerState()
 
 
-def _init_worker(
-    footprints: Any, extract_options: dict[str, Any], known: dict[str, str], force: bool
-) -> None:
+def _init_worker(state: _WorkerState) -> None:
     global _STATE
-    _STATE = _WorkerState(footprints, dict(extract_options), dict(known), force)
+    _STATE = state
 
 
 def _one_line(exc: BaseException) -> str:
@@ -250,16 +262,17 @@ def _scene_record(metadata: Any, source: str, checksum: str) -> dict[str, Any]:
     }
 
 
-def _process(product: Any) -> _Outcome:
+def _process(product: Any, state: _WorkerState | None = None) -> _Outcome:
     """Open one product, skip it if already stored, else extract its observations.
 
     ``product`` is a path, or a remote product (a STAC search result: ``str()`` names it,
-    ``source`` is what the store records, ``open_scene`` accepts it).
+    ``source`` is what the store records, ``open_scene`` accepts it). ``state`` defaults to the
+    one :func:`_init_worker` installed in this process.
     """
-    from kaesong_thermal.extraction import extract
     from kaesong_thermal.landsat import open_scene
+    from kaesong_thermal.sites import extract_sites
 
-    state = _STATE
+    state = _STATE if state is None else state
     path = str(product)
     try:
         scene = open_scene(product)
@@ -271,7 +284,7 @@ def _process(product: Any) -> _Outcome:
             record = _scene_record(scene.metadata, source, checksum)
             if not state.force and state.known.get(record["scene_id"]) == checksum:
                 return _Outcome(path, scene=record, skipped=True)
-            obs = extract(scene, state.footprints, **state.extract_options)
+            obs = extract_sites(scene, state.groups, state.extract_options)
         finally:
             close = getattr(scene, "close", None)
             if close is not None:
@@ -282,6 +295,12 @@ def _process(product: Any) -> _Outcome:
     return _Outcome(path, scene=record, observations=obs)
 
 
+#: The executor seam: maps :func:`_process` over product paths with one shared state and yields
+#: the outcomes as scenes finish, in any order (the local pool below, or
+#: :func:`kaesong_thermal.distributed.map_scenes` on a Dask cluster).
+Executor = Callable[[Sequence[str], _WorkerState], Iterator[_Outcome]]
+
+
 def _run_all(
     products: Sequence[Any],
     *,
@@ -290,18 +309,28 @@ def _run_all(
     known: Mapping[str, str],
     force: bool,
     workers: int,
+    client: Any = None,
 ) -> Iterator[_Outcome]:
-    """Yield outcomes as scenes finish: in-process for one worker, else a process pool."""
-    initargs = (footprints, dict(extract_options), dict(known), force)
+    """Yield outcomes as scenes finish: on a Dask ``client`` when given, else locally."""
+    state = _WorkerState(footprints, dict(extract_options), dict(known), force)
+    if client is not None:
+        from kaesong_thermal.distributed import map_scenes
+
+        yield from map_scenes(client, products, state)
+        return
+    yield from _local_pool(products, state, workers)
+
+
+def _local_pool(products: Sequence[Any], state: _WorkerState, workers: int) -> Iterator[_Outcome]:
+    """In this process for one worker, else a pool of ``workers`` spawned processes."""
     if workers <= 1 or len(products) <= 1:
-        _init_worker(*initargs)
         for path in products:
-            yield _process(path)
+            yield _process(path, state)
         return
     # spawn: workers start clean (no inherited SQLite connection or GDAL state) on every OS
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(state,)
     )
     try:
         futures: dict[Future[_Outcome], str] = {pool.submit(_process, p): str(p) for p in products}
@@ -393,6 +422,7 @@ def extract_products(
     *,
     extract_options: Mapping[str, Any] | None = None,
     errors: str = "raise",
+    client: Any = None,
 ) -> pd.DataFrame:
     """Observations of many products, without a store (evaluation, notebooks).
 
@@ -408,6 +438,8 @@ def extract_products(
         Keyword arguments for :func:`kaesong_thermal.extraction.extract`.
     errors : {"raise", "skip"}
         On a bad product raise its error (default) or log a warning and go on.
+    client : distributed.Client, optional
+        Read the products on this Dask cluster instead (``workers`` is then ignored).
 
     Returns
     -------
@@ -428,6 +460,7 @@ def extract_products(
         known={},
         force=False,
         workers=workers,
+        client=client,
     ):
         if outcome.error is not None:
             if errors == "raise":
@@ -499,6 +532,7 @@ def detect(
     reextract: bool = False,
     command: str | None = None,
     allow_empty: bool = False,
+    client: Any = None,
 ) -> DetectResult:
     """Add new scenes to the store, re-analyse, and return the buildings newly active.
 
@@ -532,6 +566,10 @@ def detect(
         Accept an empty ``products`` (a STAC search that found nothing new): the store is
         re-analysed and the run recorded. Remote products (STAC search results) may be mixed
         with paths; they are not passed through :func:`discover_products`.
+    client : distributed.Client, optional
+        Run one task per scene on this Dask cluster instead of the local process pool
+        (``workers`` is then ignored); the store is written here, as with the pool, and the
+        store is the same (:mod:`kaesong_thermal.distributed`). Needs ``kaesong-thermal[dask]``.
 
     Returns
     -------
@@ -589,6 +627,10 @@ def detect(
 
         known = {k: v for k, v in st.scene_checksums().items() if k not in replace_ids}
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(paths) or 1))
+        if client is not None:
+            from kaesong_thermal.distributed import n_workers as dask_workers
+
+            n_workers = dask_workers(client)
         run_id = st.start_run(
             command=command,
             footprints_hash=fp_hash,
@@ -608,6 +650,7 @@ def detect(
                 known=known,
                 force=force,
                 workers=n_workers,
+                client=client,
             ),
             start=1,
         ):

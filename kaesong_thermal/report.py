@@ -114,6 +114,14 @@ def explain_verdict(status: str, rows: pd.DataFrame, timeline_rows: pd.DataFrame
     return " ".join(parts) or None
 
 
+#: Above this many buildings the report's status table lists only the buildings newly active,
+#: active or uncertain (the JSON keeps every building) and the overview is summarised per site.
+LARGE_REPORT_BUILDINGS = 300
+#: Newly active buildings that get their own time series and map (the others are listed).
+MAX_BUILDING_FIGURES = 20
+#: Rows of the overview heatmap in a large report (newly active first, then by status and z).
+HEATMAP_MAX_ROWS = 60
+
 _CAVEAT_FOOTPRINTS = (
     "Building outlines are approximate placements for demonstration: no public source gives "
     "surveyed outlines of individual Kaesong factories. Replace them with surveyed outlines before "
@@ -379,11 +387,16 @@ def report_facts(
     # newly active buildings
     newly = _newly_active(transitions, status, since_ts)
     newly_items: list[dict[str, Any]] = []
+    # the evidence rows of every newly active building, found in one pass over the observations
+    newly_bids = set(newly["building_id"].astype(str)) if len(newly) else set()
+    candidates = obs[obs["building_id"].isin(newly_bids)] if newly_bids else obs.iloc[:0]
+    by_building = {str(b): g for b, g in candidates.groupby("building_id", sort=False)}
     for _, tr in newly.iterrows():
         bid = str(tr["building_id"])
         st = status.loc[bid] if bid in status.index else None
         evidence_ids = [str(s) for s in (tr.get("evidence") or [])] or [str(tr["scene_id"])]
-        ev_obs = obs[(obs["building_id"] == bid) & obs["scene_id"].astype(str).isin(evidence_ids)]
+        own = by_building.get(bid, obs.iloc[:0])
+        ev_obs = own[own["scene_id"].astype(str).isin(evidence_ids)]
         evidence = [
             {
                 "scene_id": str(r["scene_id"]),
@@ -452,13 +465,20 @@ def report_facts(
         )
     )
     counts = {s: sum(b["status"] == s for b in buildings) for s in _STATUS_ORDER}
+    large = len(buildings) > LARGE_REPORT_BUILDINGS
+    shown = (
+        [b for b in buildings if b["newly_active"] or b["status"] in ("active", "uncertain")]
+        if large
+        else buildings
+    )
+    sites = _site_summary(status, footprints, newly_ids)
 
     # data quality
-    no_baseline = sorted(
-        str(b)
-        for b, g in obs.groupby("building_id")
-        if "baseline_k" in g and g["baseline_k"].isna().all()
-    )
+    if "baseline_k" in obs:
+        has_baseline = obs["baseline_k"].notna().groupby(obs["building_id"]).any()
+        no_baseline = sorted(str(b) for b in has_baseline.index[~has_baseline.to_numpy()])
+    else:
+        no_baseline = []
     levels = sorted(obs["level"].dropna().astype(str).unique()) if "level" in obs else []
     sensors = (
         {str(k): int(v) for k, v in obs.groupby("sensor")["scene_id"].nunique().items()}
@@ -498,9 +518,11 @@ def report_facts(
             "baseline."
         )
     if no_baseline:
+        listed = ", ".join(no_baseline[:50]) + (
+            f" and {len(no_baseline) - 50} more" if len(no_baseline) > 50 else ""
+        )
         caveats.append(
-            f"{len(no_baseline)} building(s) have no usable idle baseline, so no verdict: "
-            + ", ".join(no_baseline)
+            f"{len(no_baseline)} building(s) have no usable idle baseline, so no verdict: " + listed
         )
 
     facts: dict[str, Any] = {
@@ -524,6 +546,10 @@ def report_facts(
         "status_counts": counts,
         "newly_active": newly_items,
         "buildings": buildings,
+        "_buildings_shown": shown,
+        "buildings_omitted": len(buildings) - len(shown),
+        "large": large,
+        "sites": sites,
         "data_quality": quality_facts,
         "params": _jsonable(params),
         "caveats": caveats,
@@ -532,8 +558,31 @@ def report_facts(
         else None,
     }
     if figures:
-        _add_figures(facts, analysis, footprints, status, names, newly_items)
+        heat_rows = [b["building_id"] for b in buildings[:HEATMAP_MAX_ROWS]] if large else None
+        _add_figures(facts, analysis, footprints, status, names, newly_items, heat_rows=heat_rows)
     return facts
+
+
+def _site_summary(
+    status: pd.DataFrame, footprints: Any, newly_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Buildings per site and status, and the newly active per site (empty without sites)."""
+    from kaesong_thermal.sites import has_sites, per_site_counts, site_of
+
+    if footprints is None or not has_sites(footprints):
+        return []
+    sites = site_of(footprints)
+    sites.index = sites.index.astype(str)
+    counts = per_site_counts(status, sites)
+    newly = sites.reindex(newly_ids).fillna("-").value_counts()
+    return [
+        {
+            "site": str(site),
+            **{str(k): int(v) for k, v in row.items()},
+            "newly_active": int(newly.get(site, 0)),
+        }
+        for site, row in counts.iterrows()
+    ]
 
 
 def _map_crop(item: dict[str, Any], footprints: Any, status: pd.DataFrame) -> dict[str, Any]:
@@ -572,6 +621,8 @@ def _add_figures(
     status: pd.DataFrame,
     names: Mapping[str, str],
     newly_items: list[dict[str, Any]],
+    *,
+    heat_rows: list[str] | None = None,
 ) -> None:
     from kaesong_thermal.plots import (
         plot_heatmap,
@@ -579,14 +630,24 @@ def _add_figures(
         plot_status_map,
         plot_timeseries,
     )
+    from kaesong_thermal.sites import has_sites
 
     figs: dict[str, Any] = {}
-    if footprints is not None:
+    # one map of all the footprints only when they are one zone and not too many to see
+    if footprints is not None and heat_rows is None and not has_sites(footprints):
         figs["status_map"] = _png_data_uri(plot_status_map(footprints, status))
-    figs["heatmap"] = _png_data_uri(plot_heatmap(analysis, "z", names=names))
+    figs["heatmap"] = _png_data_uri(plot_heatmap(analysis, "z", names=names, order=heat_rows))
     figs["small_multiples"] = _png_data_uri(plot_small_multiples(analysis, n=6, names=names))
     facts["_figures"] = figs
-    for item in newly_items:
+    for rank, item in enumerate(newly_items):
+        if rank >= MAX_BUILDING_FIGURES:
+            item["_timeseries"] = None
+            item["_map"] = None
+            item["map_note"] = (
+                f"{len(newly_items)} buildings newly active: figures for the first "
+                f"{MAX_BUILDING_FIGURES} only"
+            )
+            continue
         bid = item["building_id"]
         item["_timeseries"] = _png_data_uri(
             plot_timeseries(analysis, bid, events=footprints, name=item["name"])

@@ -229,6 +229,29 @@ def test_loo_weighted_median_hand_computed() -> None:
     np.testing.assert_allclose(eq, loo_group_median(codes[:4], values[:4], np.ones(4, bool)))
 
 
+def test_loo_weighted_median_equals_the_definition_on_random_groups() -> None:
+    """The one-sort implementation against the definition, row by row, on random groups."""
+    from kaesong_thermal.anomaly import loo_group_weighted_median
+
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        n = int(rng.integers(1, 40))
+        codes = rng.integers(0, 5, n)
+        values = np.round(rng.normal(0.0, 2.0, n), 1)  # ties on purpose
+        pool = rng.random(n) < 0.7
+        weights = rng.choice([0.25, 1.0, 2.0, 3.5], n)
+        out = loo_group_weighted_median(codes, values, pool, weights)
+        for i in range(n):
+            others = np.flatnonzero((codes == codes[i]) & pool & (np.arange(n) != i))
+            if others.size == 0:
+                assert np.isnan(out[i])
+                continue
+            srt = others[np.argsort(values[others], kind="stable")]
+            cum = np.cumsum(weights[srt])
+            expect = values[srt][np.argmax(cum >= 0.5 * cum[-1])]
+            assert out[i] == expect, (i, codes, values, pool, weights)
+
+
 def test_idle_regression_exact_line_and_ridge_shrinkage_hand_computed() -> None:
     from kaesong_thermal.anomaly import fit_idle_regression
 

@@ -8,6 +8,7 @@ since the previous run (takes precedence over 1, for cron).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shlex
@@ -36,6 +37,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _scheduler_arg(text: str) -> str:
+    """argparse type for ``--scheduler``: ``local:N`` or ``tcp://HOST:PORT`` (else exit 2)."""
+    from kaesong_thermal.distributed import parse_scheduler
+    from kaesong_thermal.errors import ConfigError
+
+    try:
+        parse_scheduler(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def register(subparsers: Any) -> None:
     """Add the ``detect`` subcommand."""
     parser = subparsers.add_parser(
@@ -54,11 +67,21 @@ def register(subparsers: Any) -> None:
         "--footprints", metavar="FILE", help="building footprints (default: the shipped set)"
     )
     add_common(parser)
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--workers",
         type=_positive_int,
         metavar="N",
         help="worker processes (default: number of cores)",
+    )
+    where.add_argument(
+        "--scheduler",
+        type=_scheduler_arg,
+        metavar="ADDRESS",
+        help=(
+            "run the scenes on Dask: tcp://HOST:PORT of a running dask.distributed scheduler, "
+            "or local:N to start N local worker processes (needs kaesong-thermal[dask])"
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
@@ -108,6 +131,22 @@ def run(args: argparse.Namespace) -> int:
     """Run ``detect``; print newly active buildings; return the exit code."""
     check_stac_arguments(args)
     config = config_from(args)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if getattr(args, "scheduler", None):
+            from kaesong_thermal.distributed import connect, require_distributed
+
+            require_distributed()
+            if getattr(args, "verbose", 0) < 2:  # its import sets its own loggers to INFO
+                for name in ("distributed", "tornado"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
+            # connected before the store is opened: an unreachable scheduler leaves it untouched
+            client = stack.enter_context(connect(args.scheduler))
+        result = _detect(args, config, client)
+    return _print_result(args, result)
+
+
+def _detect(args: argparse.Namespace, config: Any, client: Any) -> DetectResult:
     update, close = _progress(bool(getattr(args, "quiet", False)))
     options: dict[str, Any] = {
         "footprints": config.footprints,
@@ -122,11 +161,15 @@ def run(args: argparse.Namespace) -> int:
         "command": shlex.join(["kaesong-thermal", "detect", *sys.argv[2:]])
         if len(sys.argv) > 1 and sys.argv[1] == "detect"
         else None,
+        "client": client,
     }
     try:
-        result = run_stac(args, options) if args.stac else detect(args.products, **options)
+        return run_stac(args, options) if args.stac else detect(args.products, **options)
     finally:
         close()
+
+
+def _print_result(args: argparse.Namespace, result: DetectResult) -> int:
     for path, message in result.failed:
         logger.error("failed: %s: %s", path, message)
     logger.info(

@@ -25,6 +25,7 @@ from .status import (
     flat_for_csv,
     geojson_text,
     status_frame,
+    with_site,
 )
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         analysis = analyze_store(config.store, baseline=baseline, thresholds=thresholds)
         if analysis is None:  # an empty table has no columns: nothing a reader could load
             raise StoreError(f"store {config.store}: no observations to export (run detect first)")
-        frame = analysis.observations
+        frame = with_site(analysis.observations, config.store)
     footprints = stored_footprints(config.store) if fmt in ("geoparquet", "geojson") else None
     try:
         write_atomic(frame, out, fmt, footprints, config.store)

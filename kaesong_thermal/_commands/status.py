@@ -124,6 +124,26 @@ def geojson_text(frame: pd.DataFrame, footprints: Any, source: str) -> str:
     return json.dumps({"type": "FeatureCollection", "features": features})
 
 
+def with_site(frame: pd.DataFrame, store: Any, footprints: Any = None) -> pd.DataFrame:
+    """``frame`` with a ``site`` column after ``building_id`` when the footprints name sites.
+
+    ``footprints`` defaults to the set stored in ``store``; a frame without sites is returned
+    unchanged.
+    """
+    from kaesong_thermal.sites import SITE_COLUMN, has_sites, site_of
+
+    if frame.empty or "building_id" not in frame.columns or SITE_COLUMN in frame.columns:
+        return frame
+    fp = stored_footprints(store) if footprints is None else footprints
+    if fp is None or not has_sites(fp):
+        return frame
+    sites = site_of(fp)
+    out = frame.copy()
+    position = list(out.columns).index("building_id") + 1
+    out.insert(position, SITE_COLUMN, out["building_id"].astype(str).map(sites).to_numpy())
+    return out
+
+
 def status_frame(
     config: Config, baseline: str | None, as_of: str | None, thresholds: Mapping[str, Any] | None
 ) -> pd.DataFrame:
@@ -131,7 +151,7 @@ def status_frame(
     analysis = analyze_store(config.store, baseline=baseline, thresholds=thresholds)
     if analysis is None:
         return pd.DataFrame(columns=["building_id", *STATUS_COLUMNS])
-    return analysis.status(as_of=as_of).reset_index()
+    return with_site(analysis.status(as_of=as_of).reset_index(), config.store)
 
 
 def write_status(frame: pd.DataFrame, fmt: str, out: TextIO, config: Config) -> None:
