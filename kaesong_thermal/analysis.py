@@ -266,12 +266,14 @@ def strata(observations: pd.DataFrame, levels: str = "separate") -> pd.Series:
     """
     if "sensor" in observations.columns:
         code = observations["sensor"].astype(str).str.strip().str.upper()
-        family = code.map(lambda c: SENSOR_FAMILY.get(c, c))
+        # map each distinct code once (a dict lookup per row would cost seconds on millions)
+        family = code.map({c: SENSOR_FAMILY.get(c, c) for c in code.unique()})
     else:
         family = pd.Series("TIRS", index=observations.index, dtype=object)
     if levels == "pooled":
-        return family.astype(object)
-    return _level(observations) + " " + family
+        # categorical: one byte per row, not one string object per row
+        return family.astype("category")
+    return (_level(observations) + " " + family).astype("category")
 
 
 def unmix_by_sensor(result: pd.DataFrame, footprints: Any) -> pd.DataFrame:
@@ -326,16 +328,38 @@ def attach_status(result: pd.DataFrame, timeline: pd.DataFrame) -> None:
     timeline : pandas.DataFrame
         From :func:`kaesong_thermal.classify.status_timeline` on ``result``.
     """
-    state = result["state"].to_numpy(dtype=object).copy()
-    state[timeline.index.to_numpy()] = timeline["state"].to_numpy(dtype=object)
-    result["state"] = state
-    status = pd.Series(None, index=result.index, dtype=object)
-    confidence = pd.Series(np.nan, index=result.index, dtype=float)
-    status.loc[timeline.index] = timeline["status"].to_numpy(dtype=object)
-    confidence.loc[timeline.index] = timeline["confidence"].to_numpy(dtype=float)
-    keys = result["building_id"].to_numpy()
-    result["status"] = status.groupby(keys, sort=False).ffill().fillna("no_data").astype(object)
-    result["confidence"] = confidence.groupby(keys, sort=False).ffill().fillna(0.0)
+    # labels as small integer codes throughout: a per-row string object costs ~60 bytes, which
+    # at millions of rows is gigabytes (the result columns hold the same strings as before)
+    rows = result.index.get_indexer(timeline.index)
+    names: list[Any] = []
+    state = _label_codes(result["state"], names)
+    state[rows] = _label_codes(timeline["state"], names)
+    status = np.full(len(result), np.nan)
+    status[rows] = _label_codes(timeline["status"], names)
+    confidence = np.full(len(result), np.nan)
+    confidence[rows] = timeline["confidence"].to_numpy(dtype=float)
+    keys, _ = pd.factorize(result["building_id"])
+    by_building = pd.DataFrame({"status": status, "confidence": confidence}).groupby(keys)
+    filled = by_building.ffill()
+    if "no_data" not in names:
+        names.append("no_data")
+    status_codes = filled["status"].fillna(names.index("no_data")).to_numpy().astype(np.int64)
+    table = np.array(names, dtype=object)
+    result["state"] = table[state]
+    result["status"] = pd.Series(table[status_codes], index=result.index, dtype=object)
+    result["confidence"] = filled["confidence"].fillna(0.0).to_numpy()
+
+
+def _label_codes(labels: pd.Series, names: list[Any]) -> np.ndarray:
+    """Integer codes of ``labels`` into ``names`` (extended in place with new labels)."""
+    codes, uniques = pd.factorize(labels, use_na_sentinel=False)
+    lookup = []
+    for u in uniques:
+        value = None if pd.isna(u) else u
+        if value not in names:
+            names.append(value)
+        lookup.append(names.index(value))
+    return np.asarray(lookup, dtype=np.int64)[codes] if len(codes) else np.zeros(0, np.int64)
 
 
 def analyze(
@@ -446,8 +470,9 @@ def analyze(
         )
     parts = []
     for lab in labels:
+        # one stratum (the usual case): no boolean-mask copy of the whole table
         part = compute_anomalies(
-            obs.loc[(stratum == lab).to_numpy()],
+            obs if len(labels) == 1 else obs.loc[(stratum == lab).to_numpy()],
             baseline,
             a_params,
             signal=column,

@@ -394,24 +394,18 @@ def _fit_harmonic(
         Xr = X[rows]
         yr = resid[rows]
         w = np.ones(yr.size)
+        gram = _GroupGram(c, Xr, yr, n_groups)
         for _ in range(4):
-            A = np.zeros((n_groups, 3, 3))
-            B = np.zeros((n_groups, 3))
-            for i in range(3):
-                B[:, i] = np.bincount(c, weights=w * Xr[:, i] * yr, minlength=n_groups)
-                for j in range(i, 3):
-                    s = np.bincount(c, weights=w * Xr[:, i] * Xr[:, j], minlength=n_groups)
-                    A[:, i, j] = s
-                    A[:, j, i] = s
+            A, B = gram.normal_equations(w)
             fit_groups = seasonal & (np.abs(np.linalg.det(A)) > 1e-9)
             sol = np.linalg.solve(A[fit_groups], B[fit_groups][..., None])[..., 0]
             coef[fit_groups] = sol
-            r = yr - np.einsum("ij,ij->i", Xr, coef[c])
+            r = yr - _row_dot(Xr, coef, c)
             mad = _group_median(c, np.abs(r), np.ones(r.size, bool), n_groups)
             scale = np.maximum(MAD_TO_SIGMA * mad[c], 1e-6) * 4.685
             u = r / scale
             w = np.where(np.abs(u) < 1.0, (1.0 - u**2) ** 2, 0.0)
-    return np.einsum("ij,ij->i", X, coef[codes])
+    return _row_dot(X, coef, codes)
 
 
 def _fit_baseline(
@@ -477,6 +471,77 @@ def _weights(r: np.ndarray, c: float, scale: np.ndarray, kind: str) -> np.ndarra
     if kind == "huber":
         return np.where(u <= c, 1.0, c / np.maximum(u, 1e-12))
     return np.where(u < c, (1.0 - (u / c) ** 2) ** 2, 0.0)
+
+
+def _row_dot(X: np.ndarray, coef: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``x_i' b_{g(i)}`` for every row, one column at a time (no ``(n, p)`` gather of ``b``)."""
+    out = np.zeros(X.shape[0])
+    for j in range(X.shape[1]):
+        out += X[:, j] * coef[codes, j]
+    return out
+
+
+def _row_quadratic(X: np.ndarray, M: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``x_i' M_{g(i)} x_i`` for every row (``M`` symmetric), without an ``(n, p, p)`` gather."""
+    p = X.shape[1]
+    out = np.zeros(X.shape[0])
+    for j in range(p):
+        out += X[:, j] * X[:, j] * M[codes, j, j]
+        for k in range(j + 1, p):
+            out += 2.0 * X[:, j] * X[:, k] * M[codes, j, k]
+    return out
+
+
+class _GroupGram:
+    """Per-group weighted normal equations ``X' W X`` and ``X' W y`` for many small groups.
+
+    The rows are laid out once as a zero-padded ``(groups, rows, p)`` block, so that each
+    reweighting is one batched matrix product (BLAS) instead of ``p (p + 3) / 2`` passes of
+    ``bincount``.  When the groups are so uneven that the block would hold more than four times
+    the rows, the ``bincount`` passes are used instead (same sums).
+    """
+
+    def __init__(self, codes: np.ndarray, X: np.ndarray, y: np.ndarray, n_groups: int) -> None:
+        self.codes = codes
+        self.X = X
+        self.y = y
+        self.n_groups = n_groups
+        self.p = X.shape[1]
+        counts = np.bincount(codes, minlength=n_groups)
+        width = int(counts.max()) if codes.size else 0
+        self.padded = codes.size > 0 and n_groups * width <= 4 * codes.size + 1024
+        if self.padded:
+            order = np.argsort(codes, kind="stable")
+            sc = codes[order]
+            start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+            self.order = order
+            self.slot = (sc, np.arange(sc.size) - start[sc])
+            self.Xp = np.zeros((n_groups, width, self.p))
+            self.Xp[self.slot] = X[order]
+            self.yp = np.zeros((n_groups, width))
+            self.yp[self.slot] = y[order]
+
+    def normal_equations(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``A = X' W X`` ``(groups, p, p)`` and ``B = X' W y`` ``(groups, p)`` for weights ``w``."""
+        p, n_groups = self.p, self.n_groups
+        if self.padded:
+            wp = np.zeros(self.yp.shape)
+            wp[self.slot] = w[self.order]
+            Xw = self.Xp * wp[..., None]
+            Xt = np.swapaxes(self.Xp, 1, 2)
+            A = np.matmul(Xt, Xw)
+            B = np.matmul(Xt, (wp * self.yp)[..., None])[..., 0]
+            return A, B
+        A = np.zeros((n_groups, p, p))
+        B = np.zeros((n_groups, p))
+        c, X, y = self.codes, self.X, self.y
+        for i in range(p):
+            B[:, i] = np.bincount(c, weights=w * X[:, i] * y, minlength=n_groups)
+            for j in range(i, p):
+                s = np.bincount(c, weights=w * X[:, i] * X[:, j], minlength=n_groups)
+                A[:, i, j] = s
+                A[:, j, i] = s
+        return A, B
 
 
 def fit_idle_regression(
@@ -577,23 +642,17 @@ def fit_idle_regression(
     coef = np.zeros((n_groups, p))
     coef[:, 0] = _group_median(c, yr, np.ones(yr.size, bool), n_groups)
     w = np.ones(yr.size)
+    gram = _GroupGram(c, Xr, yr, n_groups)
     A = np.zeros((n_groups, p, p))
     ok = np.zeros(n_groups, bool)
     for it in range(max(n_huber + n_bisquare, 1)):
-        r = yr - np.einsum("ij,ij->i", Xr, np.nan_to_num(coef[c]))
+        r = yr - _row_dot(Xr, np.nan_to_num(coef), c)
         scale = MAD_TO_SIGMA * _group_median(c, np.abs(r), np.ones(r.size, bool), n_groups)[c]
         if it < n_huber:
             w = _weights(r, HUBER_C, scale, "huber")
         else:
             w = _weights(r, BISQUARE_C, scale, "bisquare")
-        A = np.zeros((n_groups, p, p))
-        B = np.zeros((n_groups, p))
-        for i in range(p):
-            B[:, i] = np.bincount(c, weights=w * Xr[:, i] * yr, minlength=n_groups)
-            for j in range(i, p):
-                s = np.bincount(c, weights=w * Xr[:, i] * Xr[:, j], minlength=n_groups)
-                A[:, i, j] = s
-                A[:, j, i] = s
+        A, B = gram.normal_equations(w)
         # pseudo-scenes count like the weighted scenes: scale the penalty by the mean weight
         mean_w = np.bincount(c, weights=w, minlength=n_groups) / np.maximum(n_fit, 1.0)
         A[:, np.arange(p), np.arange(p)] += penalty * np.where(dead, 1.0, mean_w[:, None])
@@ -602,12 +661,12 @@ def fit_idle_regression(
     coef[~have] = np.nan
     A_inv = np.full((n_groups, p, p), np.nan)
     A_inv[ok] = np.linalg.inv(A[ok])
-    fit = np.einsum("ij,ij->i", X, coef[codes])
-    leverage = np.einsum("ij,ijk,ik->i", X, A_inv[codes], X)
+    fit = _row_dot(X, coef, codes)
+    leverage = _row_quadratic(X, A_inv, codes)
     # effective degrees of freedom: trace of W^1/2 X A^-1 X' W^1/2 over the fitted rows
-    h_fit = w * np.einsum("ij,ijk,ik->i", Xr, A_inv[c], Xr)
+    h_fit = w * _row_quadratic(Xr, A_inv, c)
     df = np.bincount(c, weights=np.nan_to_num(h_fit), minlength=n_groups)
-    r = yr - np.einsum("ij,ij->i", Xr, coef[c])
+    r = yr - _row_dot(Xr, coef, c)
     mad = _group_median(c, np.abs(r), np.ones(r.size, bool), n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         inflate = np.sqrt(n_fit / np.maximum(n_fit - df, 1.0))
@@ -844,9 +903,17 @@ def compute_anomalies(
     if missing:
         raise AnalysisError(f"observations: missing column(s) {', '.join(missing)}")
     period = parse_baseline(baseline)
-    obs = observations.copy()
-    obs["acquired"] = pd.to_datetime(obs["acquired"], utc=True)
-    obs = obs.sort_values(["building_id", "acquired"], kind="stable").reset_index(drop=True)
+    # one copy of the table, already in (building, time) order (a stable sort, as
+    # ``sort_values(["building_id", "acquired"], kind="stable")``, without a second full copy)
+    acquired = pd.to_datetime(observations["acquired"], utc=True)
+    b_sorted, _ = pd.factorize(observations["building_id"], sort=True)
+    b_sorted = np.where(b_sorted < 0, np.iinfo(np.int64).max, b_sorted)  # missing ids last
+    t_arr = pd.DatetimeIndex(acquired).asi8
+    t_key = np.where(acquired.isna().to_numpy(), np.iinfo(np.int64).max, t_arr)  # NaT last
+    order = np.lexsort((t_key, b_sorted))
+    obs = observations.take(order)
+    obs.index = pd.RangeIndex(len(obs))
+    obs["acquired"] = acquired.array.take(order)
 
     valid = valid_mask(
         obs, min_valid_fraction=p.min_valid_fraction, min_ring_px=p.min_ring_px, signal=signal

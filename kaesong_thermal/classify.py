@@ -374,6 +374,10 @@ def cusum_threshold(per_year: np.ndarray, params: ClassifyParams | None = None) 
     return np.asarray(np.maximum(hi, p.cusum_h_min))
 
 
+#: Observation columns :func:`solar_term` reads.
+SOLAR_COLUMNS = ("acquired", "sun_elevation")
+
+
 def solar_term(obs: pd.DataFrame) -> np.ndarray:
     """Sine of the sun elevation of each observation (the solar forcing of a roof).
 
@@ -559,6 +563,10 @@ def cusum_decisions(
     S_c = np.zeros((n_b, width))
     S_d = np.zeros((n_b, width))
     S_chi = np.zeros((n_b, width))
+    # the run test is a function of the run buffers only: recompute it where they changed
+    ratio = np.full(n_b, np.nan)
+    gap = np.full(n_b, np.nan)
+    dirty = np.ones(n_b, dtype=bool)
     for t in range(width):
         live = np.isfinite(Z[:, t])
         xt = np.nan_to_num(X[:, t])
@@ -567,6 +575,7 @@ def cusum_decisions(
         newc = np.where(live, np.maximum(0.0, C + c - p.cusum_k), C)
         restart = live & (C == 0.0) & (newc > 0.0)
         Wb[restart] = 0.0
+        dirty |= restart
         armed &= ~restart
         C = newc
         D = np.where(live, np.minimum(np.maximum(0.0, D + p.idle_k - c), p.idle_h), D)
@@ -578,7 +587,11 @@ def cusum_decisions(
             for buf, val in ((Yb, Y[:, t]), (Wb, W[:, t]), (Xb, X[:, t])):
                 buf[grow, :-1] = buf[grow, 1:]
                 buf[grow, -1] = np.nan_to_num(val[grow])
-        ratio, gap = _sun_ratio(Yb, Wb, Xb)
+            dirty[grow] = True
+        todo = np.flatnonzero(dirty)
+        if todo.size:
+            ratio[todo], gap[todo] = _sun_ratio(Yb[todo], Wb[todo], Xb[todo])
+            dirty[todo] = False
         alarm = live & (h_b <= C)
         roof_like = (ratio < ROOF_RATIO) & (gap > p.solar_margin)
         heat_like = ratio >= HEAT_RATIO
@@ -606,6 +619,7 @@ def cusum_decisions(
         reset = to_idle
         C = np.where(reset, 0.0, C)
         Wb[reset] = 0.0
+        dirty |= reset
         armed &= ~reset
         D = np.where(live & (status >= 2), np.where(c >= p.cusum_k, 0.0, D), D)
         # per-scene state, evidence-aware
@@ -696,8 +710,9 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     p = params or ClassifyParams()
     v = obs.loc[obs["state"].to_numpy() != "no_data", ["building_id", "scene_id", "acquired"]]
     v = v.copy()
-    state = obs.loc[v.index, "state"].to_numpy()
-    v["state"] = state
+    if p.rule != "cusum":  # the CUSUM rule writes its own, evidence-aware state below
+        state = obs.loc[v.index, "state"].to_numpy()
+        v["state"] = state
     n = len(v)
     codes, _ = pd.factorize(v["building_id"], sort=False)
     pos = np.arange(n)
@@ -726,15 +741,21 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
         # a scene whose ring is contaminated says nothing about activity: no evidence either way
         z_cusum = np.where(blind, np.nan, z_valid)
         extra = cusum_decisions(
-            z_cusum, anomaly, sig, solar_term(obs.loc[v.index]), codes, per_year, p
+            z_cusum,
+            anomaly,
+            sig,
+            # only the columns the solar term reads: a full-row copy would cost the whole table
+            solar_term(obs.loc[v.index, [c for c in SOLAR_COLUMNS if c in obs.columns]]),
+            codes,
+            per_year,
+            p,
         )
         status = extra.pop("status")
         state = np.where(blind, "uncertain", extra.pop("state")).astype(object)
         v["state"] = state
-    act = _window_matrix((state == "active").astype(float), group_start, p.window)
-    idl = _window_matrix((state == "idle").astype(float), group_start, p.window)
-    n_act = np.nansum(act, axis=1)
-    n_idl = np.nansum(idl, axis=1)
+    # window matrices are (rows x window): reduce and free each at once (memory at scale)
+    n_act = np.nansum(_window_matrix((state == "active").astype(float), group_start, p.window), 1)
+    n_idl = np.nansum(_window_matrix((state == "idle").astype(float), group_start, p.window), 1)
     if p.rule != "cusum":
         status = _window_status(n_act, n_idl, z_acc, v["acquired"], codes, first, p)
     prev = np.empty(n, dtype=object)
@@ -746,12 +767,14 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     acq = v["acquired"].to_numpy(dtype="datetime64[ns]")
     since = pd.Series(np.where(run_start, acq, np.datetime64("NaT", "ns"))).groupby(codes).ffill()
 
-    zw = _window_matrix(obs.loc[v.index, "z"].to_numpy(dtype=float), group_start, p.window)
-    aw = _window_matrix(obs.loc[v.index, "anomaly_k"].to_numpy(dtype=float), group_start, p.window)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        z_med = np.nanmedian(zw, axis=1) if n else np.zeros(0)
-        a_med = np.nanmedian(aw, axis=1) if n else np.zeros(0)
+        z_med = np.zeros(0)
+        a_med = np.zeros(0)
+        if n:
+            z_med = np.nanmedian(_window_matrix(z_valid, group_start, p.window), axis=1)
+            aw = obs.loc[v.index, "anomaly_k"].to_numpy(dtype=float)
+            a_med = np.nanmedian(_window_matrix(aw, group_start, p.window), axis=1)
     n_win = np.minimum(n_valid, p.window)
     agree = np.where(status == "active", n_act, np.where(status == "idle", n_idl, 0.0)) / n_win
     v["status"] = status
@@ -800,13 +823,20 @@ def _window_status(
 def _evidence(timeline: pd.DataFrame, rows: np.ndarray, window: int) -> list[list[str]]:
     """Scene ids of the ``window`` valid observations ending at each of ``rows`` (positions)."""
     codes, _ = pd.factorize(timeline["building_id"], sort=False)
-    scenes = timeline["scene_id"].to_numpy()
-    out = []
+    spans = []
     for r in rows:
         lo = r
         while lo > 0 and r - lo + 1 < window and codes[lo - 1] == codes[r]:
             lo -= 1
-        out.append([str(s) for s in scenes[lo : r + 1]])
+        spans.append((int(lo), int(r) + 1))
+    # only the scene ids of these windows become Python strings, not the whole column
+    need = np.array([i for lo, hi in spans for i in range(lo, hi)], dtype=np.int64)
+    picked = timeline["scene_id"].take(need).to_numpy()
+    out = []
+    k = 0
+    for lo, hi in spans:
+        out.append([str(s) for s in picked[k : k + hi - lo]])
+        k += hi - lo
     return out
 
 
@@ -849,11 +879,12 @@ def status_at(
         are medians over the evidence window.
     """
     p = params or ClassifyParams()
-    t = timeline.reset_index(drop=True)
+    t = timeline  # positions below, not labels: no full copy of a large timeline
     if as_of is not None:
-        t = t.loc[t["acquired"] <= as_of].reset_index(drop=True)
-    last_pos = t.groupby("building_id", sort=False).tail(1).index.to_numpy()
-    last = t.loc[last_pos].set_index("building_id")
+        t = t.loc[(t["acquired"] <= as_of).to_numpy(dtype=bool)]
+    codes, _ = pd.factorize(t["building_id"], sort=False)
+    last_pos = np.flatnonzero(~pd.Series(codes).duplicated(keep="last").to_numpy())
+    last = t.iloc[last_pos].set_index("building_id")
     out = pd.DataFrame(index=pd.Index(building_ids, name="building_id"))
     out["status"] = last["status"].reindex(out.index).fillna("no_data")
     out["confidence"] = last["confidence"].reindex(out.index).fillna(0.0).astype(float)
@@ -912,12 +943,12 @@ def transitions_from(
         sorted by date; newly active buildings are the rows with ``to_status == "active"``.
     """
     p = params or ClassifyParams()
-    t = timeline.reset_index()
+    t = timeline  # positions, not labels: no full copy of a large timeline
     rows = np.flatnonzero(t["changed"].to_numpy(dtype=bool))
     if since is not None:
         rows = rows[(t["acquired"].iloc[rows] > since).to_numpy(dtype=bool)]
     sel = t.iloc[rows]
-    src = sel["index"].to_numpy()
+    src = t.index.to_numpy()[rows]
     out = pd.DataFrame(
         {
             "building_id": sel["building_id"].to_numpy(),
