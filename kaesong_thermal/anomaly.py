@@ -158,6 +158,13 @@ class AnomalyParams:
         so, i.e. by about ``n / (n + ridge_scenes)`` for a building with ``n`` baseline scenes
         (0.67 at 10 scenes, 0.89 at 40).  On the tuning seeds less shrinkage separated better
         (20 and 50 lost a third and two thirds of the gain) with no false alert at any value.
+    calibrate_levels : bool
+        With L1 scenes pooled onto the L2 scale, give each level its own noise scale (True):
+        a building's spread is fitted on its L1 and L2 baseline rows together, but an at-sensor
+        L1 contrast mapped to L2 carries the atmosphere's residual and the mapping's error, so
+        the pooled spread is too wide for L2 rows and too narrow for L1 rows.  Each level's
+        ``anomaly_sigma_k`` is multiplied by the robust (1.4826 MAD) spread of the baseline
+        rows' ``z`` of that level, over all buildings (:func:`level_noise_factors`).
     """
 
     min_valid_fraction: float = 0.5
@@ -172,6 +179,7 @@ class AnomalyParams:
     weighted_scene_effect: bool = True
     idle_regression: bool = True
     ridge_scenes: float = 5.0
+    calibrate_levels: bool = True
 
 
 def parse_baseline(baseline: str | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -837,6 +845,58 @@ def level1_scale(
     return tau
 
 
+#: Fewest baseline rows of a level to estimate its noise factor (else 1).
+MIN_LEVEL_ROWS = 50
+#: Baseline z further than this many robust sigmas from the median are left out of a level's
+#: noise factor (gross outliers); the shoulders of the distribution stay in.
+TRIM_MADS = 4.0
+#: Range a level's noise factor is held to.
+LEVEL_FACTOR_RANGE = (0.25, 4.0)
+
+
+def level_noise_factors(z: np.ndarray, use: np.ndarray, is_l1: np.ndarray) -> np.ndarray:
+    """Per-row factor that gives the baseline ``z`` of each level a unit robust spread.
+
+    For the L1 rows and for the L2 rows apart, ``f = 1.4826 MAD(z)`` over the baseline rows
+    (``use``) of all buildings; a building's own spread mixes both levels, so its ``z`` is
+    deflated for the quieter level and inflated for the noisier one.  A level with fewer than
+    :data:`MIN_LEVEL_ROWS` baseline rows keeps 1; factors are held to
+    :data:`LEVEL_FACTOR_RANGE`.  The MAD is the robust scale of Hampel (1974) [1]_: the few
+    active rows of a baseline do not move it.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        Score per row.
+    use : numpy.ndarray
+        Baseline rows (finite ``z``).
+    is_l1 : numpy.ndarray
+        True for rows of L1 scenes mapped onto the L2 scale.
+
+    Returns
+    -------
+    numpy.ndarray
+        Factor per row (multiply ``anomaly_sigma_k`` by it).
+
+    References
+    ----------
+    .. [1] Hampel, F. R. (1974). The influence curve and its role in robust estimation.
+       *Journal of the American Statistical Association* 69(346), 383-393.
+    """
+    factor = np.ones(z.size)
+    for rows in (is_l1, ~is_l1):
+        sample = z[use & rows]
+        if sample.size < MIN_LEVEL_ROWS:
+            continue
+        centre = float(np.median(sample))
+        mad = MAD_TO_SIGMA * float(np.median(np.abs(sample - centre)))
+        kept = sample[np.abs(sample - centre) <= TRIM_MADS * mad]
+        f = float(np.clip(np.sqrt(np.mean((kept - centre) ** 2)), *LEVEL_FACTOR_RANGE))
+        factor[rows] = f
+        logger.debug("noise factor of the %s rows: %.2f", "L1" if rows is is_l1 else "L2", f)
+    return factor
+
+
 def compute_anomalies(
     observations: pd.DataFrame,
     baseline: str | None = DEFAULT_BASELINE,
@@ -1041,6 +1101,13 @@ def compute_anomalies(
         extra = np.maximum(sig_meas**2 - np.nan_to_num(s0[b_codes]) ** 2, 0.0)
         total = np.sqrt(row_sigma**2 + extra + (beta * scene_sigma) ** 2)
         z = (resid - fit) / total
+        if p.calibrate_levels and scaled_scene.any():
+            # each level its own noise scale, before the pool of the next pass is chosen
+            # (the roof's own noise only: a thin pool's climatology term keeps its own sigma)
+            factor = level_noise_factors(z, use & np.isfinite(z), scaled_scene[s_codes])
+            own = factor**2 * (row_sigma**2 + extra)
+            total = np.maximum(np.sqrt(own + (beta * scene_sigma) ** 2), p.sigma_floor_k)
+            z = (resid - fit) / total
         looks_active = ok & (z > p.pool_z_max)
         logger.debug(
             "anomaly iteration %d: %d of %d valid look active", it, looks_active.sum(), ok.sum()

@@ -324,3 +324,60 @@ def test_dates_outside_the_timestamp_range_are_a_clear_error(story: pd.DataFrame
         with pytest.raises(AnalysisError, match=f"since '{bad}': outside the supported years"):
             a.transitions(since=bad)
     assert len(a.status(as_of="2261-12-31")) == story["building_id"].nunique()
+
+
+def _mixed_noise_levels(seed: int = 3) -> pd.DataFrame:
+    """30 idle roofs, a third of the scenes only in L1, whose contrasts (0.7 x on the L2 scale)
+    are much noisier (1.2 K at-sensor) than the L2 ones (0.5 K); roof b00 warms by 1.5 K
+    (L2 scale) from 2022 on."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0.0, 1.5, 30)
+    dates = pd.date_range("2016-01-05 02:10", "2023-12-31", freq="8D", tz="UTC")
+    rows = []
+    for k, d in enumerate(dates):
+        l1 = rng.random() < 0.33
+        effect = rng.normal(0.0, 1.0)
+        for i, o in enumerate(offsets):
+            warm = 1.5 if (i == 0 and d >= pd.Timestamp("2022-01-01", tz="UTC")) else 0.0
+            if l1:
+                contrast = 0.7 * (o + warm) - 0.5 + effect + rng.normal(0.0, 1.2)
+            else:
+                contrast = o + warm + effect + rng.normal(0.0, 0.5)
+            rows.append(
+                {
+                    "building_id": f"b{i:02d}",
+                    "scene_id": f"LC08_{'L1' if l1 else 'L2'}_{k:04d}",
+                    "acquired": d,
+                    "sensor": "LC08",
+                    "level": "L1" if l1 else "L2",
+                    "contrast_k": contrast,
+                    "sigma_k": 0.3,
+                    "valid_fraction": 1.0,
+                    "ring_valid_px": 40,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_each_level_gets_its_own_noise_scale_when_pooled() -> None:
+    # one spread per roof fitted on L1 and L2 rows together is too wide for L2 and too narrow
+    # for L1: idle z would be under-dispersed in L2 (lost power) and over-dispersed in L1
+    # (false alarms); with a noise factor per level both are near unit spread
+    df = _mixed_noise_levels()
+    base = "2016-01-01:2021-12-31"
+    on = kt.analyze(df, baseline=base).observations
+    off = kt.analyze(df, baseline=base, calibrate_levels=False).observations
+
+    def idle_sd(obs: pd.DataFrame, level: str) -> float:
+        sel = (obs["level"] == level) & (obs["building_id"] != "b00")
+        sel &= obs["acquired"] <= pd.Timestamp("2021-12-31", tz="UTC")
+        return float(obs.loc[sel, "z"].std())
+
+    assert idle_sd(off, "L2") < 0.8 and idle_sd(off, "L1") > 1.25
+    assert 0.85 < idle_sd(on, "L2") < 1.15
+    assert 0.85 < idle_sd(on, "L1") < 1.15
+    # the warm roof's L2 scenes score higher once L2 noise is not overstated
+    warm = (on["building_id"] == "b00") & (on["acquired"] >= "2022-01-01") & (on["level"] == "L2")
+    z_on = float(on.loc[warm, "z"].median())
+    z_off = float(off.loc[warm, "z"].median())
+    assert z_on > 1.25 * z_off and z_on > 2.0
