@@ -525,3 +525,15 @@ def test_info_on_an_item_url(
     assert info["qa"]["pixels"] == 40000
     assert cli("info", url + "-gone") == 1
     assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_permanent_faults_are_told_by_their_code_not_by_digits_in_the_url() -> None:
+    from kaesong_thermal.landsat.remote import is_permanent
+
+    port = "http://127.0.0.1:40103/data/LC08_L2SP_116034_20200404_20200820_02_T1_ST_B10.TIF"
+    assert is_permanent(f"{port}: cannot open as GeoTIFF (HTTP response code: 404)")
+    assert is_permanent("x.TIF: HTTP response code: 403")
+    assert is_permanent("/vsicurl/x.TIF: No such file or directory")
+    # a transient 500 on a server whose port or product date holds 401 / 404 is retried
+    assert not is_permanent(f"{port}: cannot open as GeoTIFF (HTTP response code: 500)")
+    assert not is_permanent(f"{port}: CURL error: Operation timed out after 1002 milliseconds")

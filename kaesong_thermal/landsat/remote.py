@@ -85,7 +85,19 @@ _PRODUCT_ID = re.compile(
     r"(L[CEOTM]\d{2}_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_\d{2}_(?:T1|T2|RT|A1|A2))", re.IGNORECASE
 )
 _THERMAL_SUFFIX = re.compile(r"_(ST_B10|ST_B6|B10|B6|B6_VCID_1)\.TIF$", re.IGNORECASE)
-_PERMANENT = ("404", "403", "401", "not found", "no such file", "not recognized")
+#: Faults a retry cannot mend: HTTP 401/403/404 as GDAL words them ("HTTP response code: 404"),
+#: and a missing or unreadable file.  Codes are matched as codes only, never as digits inside
+#: a URL (a port such as 40103, a date such as 20200404).
+_PERMANENT = re.compile(
+    r"(?:response code|http(?: error)?|status)\W{0,3}(?:401|403|404)\b"
+    r"|not found|no such file|not recognized",
+    re.IGNORECASE,
+)
+
+
+def is_permanent(text: str) -> bool:
+    """Whether a read error names a fault that retrying cannot mend (see :data:`_PERMANENT`)."""
+    return _PERMANENT.search(text) is not None
 
 
 # ---------------------------------------------------------------------------------- HTTP
@@ -456,7 +468,7 @@ class RemoteScene(Scene):
                 return call()
             except (KaesongThermalError, RasterioError) as exc:
                 text = redact(str(exc))
-                permanent = any(p in text.lower() for p in _PERMANENT)
+                permanent = is_permanent(text)
                 if permanent or attempt == self.http.retries:
                     cls = type(exc) if isinstance(exc, KaesongThermalError) else RasterReadError
                     raise cls(f"{text} [{attempt + 1} attempt(s)]") from None
