@@ -68,3 +68,13 @@ def store_invariants(db: Path, expected_scenes: int, buildings: int) -> pd.DataF
     assert pairs[0] == pairs[1] == expected_scenes * buildings
     assert orphans == 0
     return scenes
+
+
+def observations_of(db: Path) -> pd.DataFrame:
+    """The store's observations table, in (scene, building) order."""
+    con = sqlite3.connect(db)
+    try:
+        frame = pd.read_sql_query("SELECT * FROM observations", con)
+    finally:
+        con.close()
+    return frame.sort_values(["scene_id", "building_id"]).reset_index(drop=True)

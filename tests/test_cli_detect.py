@@ -20,7 +20,13 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
-from _pipeline_factories import corrupt_copy, n_buildings, simulated_set, store_invariants
+from _pipeline_factories import (
+    corrupt_copy,
+    n_buildings,
+    observations_of,
+    simulated_set,
+    store_invariants,
+)
 
 from kaesong_thermal.cli import main
 from kaesong_thermal.pipeline import analyze_store
@@ -48,15 +54,6 @@ def cli(*argv: object) -> int:
 
 def detect_cmd(*argv: object) -> list[str]:
     return [sys.executable, "-m", "kaesong_thermal", "-q", "detect", *map(str, argv)]
-
-
-def observations_of(db: Path) -> pd.DataFrame:
-    con = sqlite3.connect(db)
-    try:
-        frame = pd.read_sql_query("SELECT * FROM observations", con)
-    finally:
-        con.close()
-    return frame.sort_values(["scene_id", "building_id"]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- must show

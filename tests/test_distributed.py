@@ -17,7 +17,7 @@ import distributed
 import pandas as pd
 import pytest
 from _dask_factories import install_killer
-from _pipeline_factories import n_buildings, simulated_set, store_invariants
+from _pipeline_factories import n_buildings, observations_of, simulated_set, store_invariants
 
 import kaesong_thermal as kt
 from kaesong_thermal import distributed as kt_dask
@@ -57,15 +57,6 @@ def clean(sim: tuple[list[Path], Path], tmp_path_factory: pytest.TempPathFactory
     db = tmp_path_factory.mktemp("clean") / "clean.db"
     kt.detect(products, footprints=fp, store=db, workers=1)
     return db
-
-
-def observations_of(db: Path) -> pd.DataFrame:
-    con = sqlite3.connect(db)
-    try:
-        frame = pd.read_sql_query("SELECT * FROM observations", con)
-    finally:
-        con.close()
-    return frame.sort_values(["scene_id", "building_id"]).reset_index(drop=True)
 
 
 def scenes_of(db: Path) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from _pipeline_factories import n_buildings, store_invariants
+from _pipeline_factories import n_buildings, observations_of, store_invariants
 from _stac_server import StacServer, publish_product, write_cog
 
 import kaesong_thermal as kt
@@ -61,15 +61,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StacServer]:
 
 def cli(*argv: object) -> int:
     return main([str(a) for a in argv])
-
-
-def observations_of(db: Path) -> pd.DataFrame:
-    con = sqlite3.connect(db)
-    try:
-        frame = pd.read_sql_query("SELECT * FROM observations", con)
-    finally:
-        con.close()
-    return frame.sort_values(["scene_id", "building_id"]).reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- settings
