@@ -162,9 +162,9 @@ class AnomalyParams:
         With L1 scenes pooled onto the L2 scale, give each level its own noise scale (True):
         a building's spread is fitted on its L1 and L2 baseline rows together, but an at-sensor
         L1 contrast mapped to L2 carries the atmosphere's residual and the mapping's error, so
-        the pooled spread is too wide for L2 rows and too narrow for L1 rows.  Each level's
-        ``anomaly_sigma_k`` is multiplied by the robust (1.4826 MAD) spread of the baseline
-        rows' ``z`` of that level, over all buildings (:func:`level_noise_factors`).
+        the pooled spread is too wide for L2 rows and too narrow for L1 rows.  The roof-noise
+        part of each level's ``anomaly_sigma_k`` is multiplied by the spread of that level's
+        baseline ``z`` over all buildings (:func:`level_noise_factors`).
     """
 
     min_valid_fraction: float = 0.5
@@ -857,12 +857,14 @@ LEVEL_FACTOR_RANGE = (0.25, 4.0)
 def level_noise_factors(z: np.ndarray, use: np.ndarray, is_l1: np.ndarray) -> np.ndarray:
     """Per-row factor that gives the baseline ``z`` of each level a unit robust spread.
 
-    For the L1 rows and for the L2 rows apart, ``f = 1.4826 MAD(z)`` over the baseline rows
-    (``use``) of all buildings; a building's own spread mixes both levels, so its ``z`` is
+    For the L1 rows and for the L2 rows apart, over the baseline rows (``use``) of all
+    buildings, ``f`` is the root mean square departure of ``z`` from its median once the points
+    beyond :data:`TRIM_MADS` robust sigmas (1.4826 MAD, Hampel 1974 [1]_) are left out: the few
+    active rows of a baseline do not move it, while the shoulders of the distribution, which
+    the CUSUM feels, stay in.  A building's own spread mixes both levels, so its ``z`` is
     deflated for the quieter level and inflated for the noisier one.  A level with fewer than
     :data:`MIN_LEVEL_ROWS` baseline rows keeps 1; factors are held to
-    :data:`LEVEL_FACTOR_RANGE`.  The MAD is the robust scale of Hampel (1974) [1]_: the few
-    active rows of a baseline do not move it.
+    :data:`LEVEL_FACTOR_RANGE`.
 
     Parameters
     ----------

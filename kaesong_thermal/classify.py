@@ -539,11 +539,7 @@ def cusum_decisions(
             "sun_ratio": out_chi,
         }
     n_b = int(codes.max()) + 1
-    first = np.ones(n, bool)
-    first[1:] = codes[1:] != codes[:-1]
-    idx = np.arange(n)
-    start = np.maximum.accumulate(np.where(first, idx, 0))
-    pos = idx - start
+    pos = np.arange(n) - _run_starts(codes)
     width = int(pos.max()) + 1
     h_b = cusum_threshold(per_year, p)
     Z = _padded(np.clip(z, p.z_floor, p.z_cap), codes, pos, n_b, width)
@@ -721,7 +717,7 @@ def status_timeline(obs: pd.DataFrame, params: ClassifyParams | None = None) -> 
     first = np.ones(n, bool)
     if n:
         first[1:] = codes[1:] != codes[:-1]
-    group_start = np.maximum.accumulate(np.where(first, pos, 0)) if n else pos
+    group_start = _run_starts(codes)
     n_valid = pos - group_start + 1
 
     z_valid = obs.loc[v.index, "z"].to_numpy(dtype=float)
@@ -822,24 +818,24 @@ def _window_status(
     return np.where(dec == 1.0, "active", np.where(dec == 0.0, "idle", "uncertain")).astype(object)
 
 
+def _run_starts(codes: np.ndarray) -> np.ndarray:
+    """Position of the first row of each row's run of equal ``codes`` (a building's rows)."""
+    n = codes.size
+    first = np.ones(n, bool)
+    first[1:] = codes[1:] != codes[:-1]
+    return np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
+
+
 def _evidence(timeline: pd.DataFrame, rows: np.ndarray, window: int) -> list[list[str]]:
     """Scene ids of the ``window`` valid observations ending at each of ``rows`` (positions)."""
     codes, _ = pd.factorize(timeline["building_id"], sort=False)
-    spans = []
-    for r in rows:
-        lo = r
-        while lo > 0 and r - lo + 1 < window and codes[lo - 1] == codes[r]:
-            lo -= 1
-        spans.append((int(lo), int(r) + 1))
+    end = np.asarray(rows, dtype=np.int64)
+    lo = np.maximum(end - window + 1, _run_starts(codes)[end]) if end.size else end
     # only the scene ids of these windows become Python strings, not the whole column
-    need = np.array([i for lo, hi in spans for i in range(lo, hi)], dtype=np.int64)
-    picked = timeline["scene_id"].take(need).to_numpy()
-    out = []
-    k = 0
-    for lo, hi in spans:
-        out.append([str(s) for s in picked[k : k + hi - lo]])
-        k += hi - lo
-    return out
+    need = np.array([i for a, b in zip(lo, end, strict=True) for i in range(a, b + 1)], np.int64)
+    picked = [str(s) for s in timeline["scene_id"].take(need).to_numpy()]
+    cuts = np.cumsum(end - lo + 1)
+    return [picked[b - (e - a + 1) : b] for a, e, b in zip(lo, end, cuts, strict=True)]
 
 
 STATUS_COLUMNS = (
