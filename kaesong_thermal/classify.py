@@ -477,7 +477,9 @@ def cusum_decisions(
     * down-CUSUM ``D = max(0, D + idle_k - c)``;
     * a building that is not active becomes active when ``C >= h`` (:func:`cusum_threshold`),
       and an active or undecided one becomes idle when ``D >= idle_h`` (``C`` and the run's
-      evidence are then reset); active resets ``D``; ``changed`` is lasting;
+      evidence are then reset); ``D`` is a CUSUM of its own, never reset by one warm scene
+      (a roof that stopped keeps scoring near ``z = 0`` with the odd ``z >= 1`` among them,
+      and each such scene would restart the count); ``changed`` is lasting;
     * the run's evidence (its last :data:`RUN_BUFFER` scenes from its first scene with
       ``z >= z_active`` after ``C`` last was 0, the change point) tells a
       lasting excess that follows the sun from one that does not: a darker roof absorbs more
@@ -619,7 +621,6 @@ def cusum_decisions(
         Wb[reset] = 0.0
         dirty |= reset
         armed &= ~reset
-        D = np.where(live & (status >= 2), np.where(c >= p.cusum_k, 0.0, D), D)
         # per-scene state, evidence-aware
         st = np.zeros(n_b, dtype=np.int8)  # 0 uncertain
         st = np.where(zr < p.z_idle, 1, st)

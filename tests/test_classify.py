@@ -179,3 +179,28 @@ def test_persistent_moderate_excess_is_caught_by_accumulation_only() -> None:
         expect = "active" if z6[i] >= 1.0 else "idle"
         assert t["status"].iloc[i] == expect
     assert t["status"].iloc[-1] == "idle"
+
+
+def test_a_building_that_stops_goes_idle_though_some_quiet_scenes_score_above_one() -> None:
+    # 300 buildings, each active for 30 scenes (z = 4) and then stopped: z ~ N(0, 1) for 60
+    # scenes. About one stopped scene in six scores z >= 1; none of them may restart the count
+    # of the down-CUSUM (idle_k = 1, idle_h = 8), which reaches 8 after about 8 quiet scenes.
+    rng = np.random.default_rng(7)
+    n_b, on, off = 300, 30, 60
+    z = np.concatenate([np.full((n_b, on), 4.0), rng.standard_normal((n_b, off))], axis=1)
+    obs = pd.concat(
+        [_obs(list(row), building=f"b{i:03d}") for i, row in enumerate(z)], ignore_index=True
+    )
+    obs["state"] = observation_states(obs)
+    tl = status_timeline(obs)
+    status = tl["status"].to_numpy().reshape(n_b, on + off)
+    assert (status[:, on - 1] == "active").all()
+    idle = status[:, on:] == "idle"
+    assert idle.any(axis=1).all()
+    lag = idle.argmax(axis=1) + 1  # stopped scenes until the status is idle
+    assert 7 <= np.median(lag) <= 11
+    assert np.percentile(lag, 95) <= 20
+    # once idle it stays idle: noise alone does not switch it on again within the 60 scenes
+    after = np.array([status[i, on + lag[i] :] for i in range(n_b)], dtype=object)
+    relapse = np.mean([(a == "active").any() for a in after])
+    assert relapse <= 0.02

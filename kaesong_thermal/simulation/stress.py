@@ -192,23 +192,43 @@ class StressPhysics:
         return {"sd_k": sd, "small_m": small, "large_m": large, "small_share": mix}
 
     def product_noise(self, shape: tuple[int, int], d: Any) -> NDArray[np.float64]:
-        """Correlated noise of one scene on the 30 m product grid, K.
+        """Correlated surface-temperature noise of one scene, as the sensor sees it, K.
 
         Two unit-variance Gaussian random fields (correlation lengths drawn per scene in
-        50-120 m and 120-300 m) mixed and scaled to the scene's sd (0.5-1 K): what remains of
-        soil moisture, emissivity and atmospheric structure after the sensor, re-drawn every
-        scene so that no building's baseline can learn it [3]_.
+        50-120 m and 120-300 m) are mixed and scaled to the scene's sd (0.5-1 K) on the 10 m
+        surface grid: what remains of soil moisture, emissivity and atmospheric structure,
+        re-drawn every scene so that no building's baseline can learn it [3]_. The field is a
+        property of the surface, so it passes through the drawn system PSF (core and wide wing)
+        before it is sampled at the 30 m product pixel centres: a thermal product cannot hold
+        structure finer than its point-spread function [1]_ [2]_ (with a 100 m footprint a
+        50 m field keeps about 70 % of its sd, a 300 m field about 95 %).
         """
+        from kaesong_thermal.landsat.bands import NOMINAL_THERMAL
+
         code = SENSORS[d.sensor].code
         p = self.scene_noise(code, d.day)
         rng = np.random.default_rng(
             stable_seed(self.seed, "stress-noise-field", code, d.day.isoformat())
         )
-        res = CROP_GRID.res_m
-        a = ph.correlated_field(shape, p["small_m"] / res, rng)
-        b = ph.correlated_field(shape, p["large_m"] / res, rng)
+        step = round(CROP_GRID.res_m / FINE_M)
+        kernel = self.core_kernel(NOMINAL_THERMAL[code].native_resolution_m)
+        half = (len(kernel) - 1) // 2
+        fine = (shape[0] * step + 2 * half, shape[1] * step + 2 * half)
+        a = ph.correlated_field(fine, p["small_m"] / FINE_M, rng)
+        b = ph.correlated_field(fine, p["large_m"] / FINE_M, rng)
         f = math.sqrt(p["small_share"]) * a + math.sqrt(1.0 - p["small_share"]) * b
-        return (p["sd_k"] * f).astype(np.float64)
+        core = ndimage.convolve1d(f, kernel.astype(np.float32), axis=0, mode="nearest")
+        core = ndimage.convolve1d(core, kernel.astype(np.float32), axis=1, mode="nearest")
+        nc, mc = fine[0] // COARSE, fine[1] // COARSE
+        blocks = f[: nc * COARSE, : mc * COARSE].reshape(nc, COARSE, mc, COARSE).mean((1, 3))
+        wide_c = ndimage.gaussian_filter(
+            blocks, self.wing_sigma_m / (COARSE * FINE_M), mode="nearest", truncate=3.0
+        )
+        centre = half + step // 2 + step * np.arange(max(shape))
+        r, c = centre[: shape[0]], centre[: shape[1]]
+        wide = bilinear(wide_c, (r + 0.5) / COARSE - 0.5, (c + 0.5) / COARSE - 0.5)
+        out = (1.0 - self.wing_fraction) * core[np.ix_(r, c)] + self.wing_fraction * wide
+        return (p["sd_k"] * out).astype(np.float64)
 
     def _wide_stack(self, static: Any) -> NDArray[np.float32]:
         """Static maps (and each roof, and the yard) blurred by the wide wing on 40 m cells."""
@@ -350,12 +370,12 @@ class _Item:
     poly: Any = None  # shapely polygon in the park frame once placed
 
 
-def _dims(rng: np.random.Generator) -> tuple[float, float]:
-    """Roof size, m: skewed to small and medium sheds, a fifth large halls [5]_."""
+def _dims(rng: np.random.Generator, small: float, large: float) -> tuple[float, float]:
+    """Roof size, m: a share ``small`` of small sheds, ``large`` of large halls [5]_."""
     u = rng.uniform()
-    if u < 0.45:
+    if u < small:
         return float(rng.uniform(15, 45)), float(rng.uniform(15, 45))
-    if u < 0.8:
+    if u < 1.0 - large:
         return float(rng.uniform(40, 85)), float(rng.uniform(30, 70))
     return float(rng.uniform(80, 160)), float(rng.uniform(55, 110))
 
@@ -401,6 +421,8 @@ class Park:
     blocks_per_row: int = 0
     setback_m: float = 0.0
     tight_share: float = 0.0
+    small_share: float = 0.45
+    large_share: float = 0.2
 
 
 def draw_park(seed: int) -> Park:
@@ -408,7 +430,8 @@ def draw_park(seed: int) -> Park:
 
     Blocks of 240-340 x 170-240 m between 18-30 m streets are filled in rows (one or two per
     block) from left to right, gaps 10-25 m in tight rows and 25-70 m elsewhere; roofs from
-    15 x 15 m to 160 x 110 m, 15 % of the larger ones L-shaped, a tenth of the smaller ones
+    15 x 15 m to 160 x 110 m in a mix drawn per park (15-45 % small sheds, 15-40 % large
+    halls, the rest medium), 15 % of the larger ones L-shaped, a tenth of the smaller ones
     rotated against the grid. Placed first, each in its own block: a large hall (>= 5,000 m2)
     with a 500-1,000 m2 shed 10-25 m beside it, two adjacent sheds (the active pair), a shed with
     an empty lot beside it (the yard-to-be), and the largest hall (150-160 x 100-110 m).
@@ -425,6 +448,9 @@ def draw_park(seed: int) -> Park:
     n_c = int(rng.integers(3, 5))
     n_r = 8
     tight = float(rng.uniform(0.5, 0.75))
+    # the mix of roof sizes differs from park to park: workshops or large halls
+    small_share = float(rng.uniform(0.15, 0.45))
+    large_share = float(rng.uniform(0.15, 0.4))
     cx0 = CROP_GRID.x0 + CROP_GRID.width * 15.0 + float(rng.uniform(-400, 400))
     cy0 = CROP_GRID.y0 - CROP_GRID.height * 15.0 + float(rng.uniform(-400, 400))
 
@@ -486,7 +512,7 @@ def draw_park(seed: int) -> Park:
                 else:
                     if n_buildings + n_special >= n_target:
                         break
-                    w, dd = _dims(rng)
+                    w, dd = _dims(rng, small_share, large_share)
                     it = _Item(w, min(dd, depth))
                     if it.d < 15:
                         break
@@ -558,6 +584,8 @@ def draw_park(seed: int) -> Park:
         blocks_per_row=n_c,
         setback_m=sb,
         tight_share=tight,
+        small_share=small_share,
+        large_share=large_share,
     )
 
 
@@ -594,6 +622,8 @@ class StressDraw:
                 "blocks_used": len(self.park.blocks),
                 "setback_m": round(self.park.setback_m, 1),
                 "tight_gap_share": round(self.park.tight_share, 3),
+                "small_roof_share": round(self.park.small_share, 3),
+                "large_roof_share": round(self.park.large_share, 3),
                 "n_buildings": len(self.plans),
             },
             "schedule": self.params,
