@@ -32,6 +32,8 @@ from kaesong_thermal.store import Store
 
 KEYS = (
     "f1",
+    "state_f1",
+    "state_precision",
     "recall",
     "precision",
     "recall_large",

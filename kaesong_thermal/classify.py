@@ -58,6 +58,7 @@ References
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -156,6 +157,20 @@ class ClassifyParams:
     solar_margin : float
         How many standard errors the high-sun median excess of a run must exceed its low-sun
         one for a roof change (3.0).
+    pi_on : float
+        Share of working scenes inside an operating period, the prior of the per-scene decision
+        in an alarm (:func:`scene_thresholds`) and of the run's level (:func:`run_level`).
+        0.85 (Sundays and days off; 55-95 % of the working days worked). 1 gives the fixed rule
+        ``z >= 0`` active, ``z < -cusum_k`` idle. Chosen on stress draws 101-110 with
+        ``idle_llr`` and ``head_start`` (see ``docs/method.md``); at 0.75 a weak roof working
+        at ``z`` ~ 1 / ~ 3 on alternate scenes lost a third of its active scenes.
+    idle_llr : bool
+        Step the idle CUSUM by half the log-likelihood ratio of stopped against working at the
+        run's level (:func:`idle_step`; True). False: the fixed step ``idle_k - z``.
+    head_start : float
+        Share of ``h`` the up-CUSUM starts from after an active building went idle (0.5, the
+        fast initial response of Lucas and Crosier 1982 [6]_): a pause is bridged at the first
+        warm scene after it.
     """
 
     z_active: float = 2.5
@@ -177,6 +192,9 @@ class ClassifyParams:
     idle_k: float = 1.0
     idle_h: float = 8.0
     solar_margin: float = 3.0
+    pi_on: float = 0.85
+    idle_llr: bool = True
+    head_start: float = 0.5
 
     def __post_init__(self) -> None:
         if self.window < 1 or not (self.window / 2 < self.need <= self.window):
@@ -191,6 +209,10 @@ class ClassifyParams:
             raise AnalysisError(
                 f"classifier: rule={self.rule!r}: expected one of {', '.join(RULES)}"
             )
+        if not 0.0 < self.pi_on <= 1.0:
+            raise AnalysisError(f"classifier: pi_on={self.pi_on} must be in (0, 1]")
+        if not 0.0 <= self.head_start < 1.0:
+            raise AnalysisError(f"classifier: head_start={self.head_start} must be in [0, 1)")
         if not (self.z_floor < 0 < self.cusum_k < self.z_cap) or self.idle_h <= 0:
             raise AnalysisError(
                 f"classifier: need z_floor < 0 < cusum_k < z_cap and idle_h > 0 (got "
@@ -459,6 +481,77 @@ def _sun_ratio(Yb: np.ndarray, Wb: np.ndarray, Xb: np.ndarray) -> tuple[np.ndarr
     return np.where(enough, ratio, np.nan), np.where(enough, gap, np.nan)
 
 
+def run_level(run_sum: np.ndarray, run_n: np.ndarray, pi_on: float) -> np.ndarray:
+    """Signal level ``mu`` of a run: its mean clipped ``z`` over the share of working scenes.
+
+    The clip is the CUSUM's (``[z_floor, z_cap]``): one outlying scene cannot make a roof look
+    strong, and a strong roof's level is at most ``z_cap / pi_on``.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(run_n > 0, run_sum / np.maximum(run_n, 1.0), 0.0)
+    return np.asarray(mean / pi_on)
+
+
+def idle_step(
+    c: np.ndarray, run_sum: np.ndarray, run_n: np.ndarray, params: ClassifyParams | None = None
+) -> np.ndarray:
+    """Step of the idle CUSUM for clipped scores ``c``.
+
+    ``idle_k - c`` by default.  With ``idle_llr`` the step is half the log-likelihood ratio of
+    "stopped" (``z`` ~ N(0, 1)) against "working at the run's level ``mu``" (N(mu, 1)),
+    ``mu (mu / 2 - c) / 2`` with ``mu`` at least ``2 idle_k`` (Page 1954; equal to the default
+    step at ``mu = 2``): a strongly working roof that scores ``z`` ~ 0 twice has stopped, a weak
+    one needs eight such scenes as before.
+    """
+    p = params or ClassifyParams()
+    if not p.idle_llr:
+        return np.asarray(p.idle_k - c)
+    mu = np.maximum(run_level(run_sum, run_n, p.pi_on), 2.0 * p.idle_k)
+    return np.asarray(mu * (mu / 2.0 - c) / 2.0)
+
+
+def scene_thresholds(
+    run_sum: np.ndarray, run_n: np.ndarray, params: ClassifyParams | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-scene decision points inside an alarm, from the run's own signal level.
+
+    Inside an operating period a scene is either a working day, whose ``z`` is about the
+    building's signal level ``mu``, or a day off (Sunday, a week off) at ``z`` ~ N(0, 1). With a
+    share ``pi`` of working days (``pi_on``) the posterior log-odds of "working on this
+    scene" is ``L(z) = log(pi / (1 - pi)) + mu z - mu^2 / 2`` (two unit-variance Gaussians,
+    e.g. Bishop 2006, ch. 4.2), so the scene is ``active`` at ``L >= 0``::
+
+        t_on = mu / 2 - log(pi / (1 - pi)) / mu,   clipped to [0, z_active]
+
+    and ``idle`` where the posterior is under 10 % (``t_off = t_on - log(9) / mu`` before the
+    clipping, never below ``-cusum_k``: under it a scene is idle in any alarm). ``mu`` is the
+    run's level (:func:`run_level`, since the CUSUM was last 0): a strongly working roof (level
+    3.5 or more) gets ``t_on`` ~ 1.3-2 and most of its days off are no longer counted as
+    activity; a weak one (``mu`` ~ 1.5) keeps ``t_on`` ~ 0, the rule for weak persistent work.
+
+    Parameters
+    ----------
+    run_sum, run_n : numpy.ndarray
+        Per building, the sum of the clipped ``z`` of the run and its number of scenes.
+    params : ClassifyParams, optional
+        ``z_active``, ``cusum_k``, ``pi_on``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``t_on`` and ``t_off`` per building.
+    """
+    p = params or ClassifyParams()
+    if p.pi_on >= 1.0:
+        return np.zeros(run_n.shape), np.full(run_n.shape, -p.cusum_k)
+    mu = np.maximum(run_level(run_sum, run_n, p.pi_on), 0.5)
+    prior = math.log(p.pi_on / (1.0 - p.pi_on))
+    raw = mu / 2.0 - prior / mu
+    t_on = np.clip(raw, 0.0, p.z_active)
+    t_off = np.minimum(np.maximum(raw - math.log(9.0) / mu, -p.cusum_k), t_on)
+    return t_on, t_off
+
+
 def cusum_decisions(
     z: np.ndarray,
     anomaly: np.ndarray,
@@ -474,10 +567,10 @@ def cusum_decisions(
     across buildings), with ``c = clip(z, z_floor, z_cap)``:
 
     * up-CUSUM ``C = max(0, C + c - k)`` (Page 1954 [5]_; Huber-clipped scores [6]_);
-    * down-CUSUM ``D = max(0, D + idle_k - c)``;
+    * down-CUSUM ``D = max(0, D + step)``, ``step`` from the run's level (:func:`idle_step`);
     * a building that is not active becomes active when ``C >= h`` (:func:`cusum_threshold`),
-      and an active or undecided one becomes idle when ``D >= idle_h`` (``C`` and the run's
-      evidence are then reset); ``D`` is a CUSUM of its own, never reset by one warm scene
+      and an active or undecided one becomes idle when ``D >= idle_h`` (the run's evidence is
+      then reset, ``C`` restarts at ``head_start x h`` after an active period, else at 0); ``D`` is a CUSUM of its own, never reset by one warm scene
       (a roof that stopped keeps scoring near ``z = 0`` with the odd ``z >= 1`` among them,
       and each such scene would restart the count); ``changed`` is lasting;
     * the run's evidence (its last :data:`RUN_BUFFER` scenes from its first scene with
@@ -493,9 +586,9 @@ def cusum_decisions(
       ``changed`` lasts through the low sun, and ends (idle) when the excess is gone under a
       high sun.
 
-    The per-scene state follows the evidence: in an alarm (``C >= h``) a scene that is not
-    below the building's idle level (``z >= 0``) is ``active`` and one clearly below it
-    (``z < -k``) ``idle``; outside an alarm ``active`` needs ``z >= z_active`` and ``idle`` is
+    The per-scene state follows the evidence: in an alarm (``C >= h``) a scene at or above the
+    posterior decision point of the run (:func:`scene_thresholds`, ``z >= 0`` for a weak roof)
+    is ``active`` and one with a posterior under 10 % ``idle``; outside an alarm ``active`` needs ``z >= z_active`` and ``idle`` is
     ``z < z_idle``.
 
     Parameters
@@ -554,6 +647,8 @@ def cusum_decisions(
     D = np.zeros(n_b)
     L = RUN_BUFFER
     armed = np.zeros(n_b, dtype=bool)
+    run_sum = np.zeros(n_b)  # clipped z summed over the run (since C last was 0) ...
+    run_n = np.zeros(n_b)  # ... and its scenes: the run's signal level
     Yb = np.zeros((n_b, L))
     Wb = np.zeros((n_b, L))
     Xb = np.zeros((n_b, L))
@@ -573,12 +668,19 @@ def cusum_decisions(
         c = np.where(live, Z[:, t], 0.0)
         zr = np.where(live, Zraw[:, t], 0.0)
         newc = np.where(live, np.maximum(0.0, C + c - p.cusum_k), C)
+        # the run's signal level before this scene scales the idle CUSUM's step
+        step = idle_step(c, run_sum, run_n, p)
         restart = live & (C == 0.0) & (newc > 0.0)
+        run_sum[restart] = 0.0
+        run_n[restart] = 0.0
+        in_run = live & (newc > 0.0)
+        run_sum[in_run] += c[in_run]
+        run_n[in_run] += 1.0
         Wb[restart] = 0.0
         dirty |= restart
         armed &= ~restart
         C = newc
-        D = np.where(live, np.minimum(np.maximum(0.0, D + p.idle_k - c), p.idle_h), D)
+        D = np.where(live, np.minimum(np.maximum(0.0, D + step), p.idle_h), D)
         # the run's evidence starts at its first clearly warm scene (the change point): the
         # near-zero scenes of the CUSUM's build-up would make any switch-on look sun-driven
         armed |= live & (C > 0.0) & (zr >= p.z_active)
@@ -598,6 +700,7 @@ def cusum_decisions(
         # switches
         # a changed roof stays changed through its low-sun (idle-looking) scenes: the change is
         # lasting, the building's idle baseline no longer holds
+        was_active = status == 2
         to_idle = live & (p.idle_h <= D) & (status != 1) & (status != 3)
         on = alarm & (status == 1) | (alarm & (status == 0) & ~to_idle)
         held = alarm & ~to_idle
@@ -617,7 +720,12 @@ def cusum_decisions(
         status = np.where(to_idle & ~on, 1, status)
         to_idle &= ~on
         reset = to_idle
-        C = np.where(reset, 0.0, C)
+        run_sum[reset] = 0.0
+        run_n[reset] = 0.0
+        # a building that just stopped starts its next CUSUM with a head start: a restart after
+        # a pause is then seen at its first warm scene (fast initial response, Lucas and
+        # Crosier 1982)
+        C = np.where(reset, np.where(was_active, p.head_start * h_b, 0.0), C)
         Wb[reset] = 0.0
         dirty |= reset
         armed &= ~reset
@@ -626,8 +734,9 @@ def cusum_decisions(
         st = np.where(zr < p.z_idle, 1, st)
         st = np.where(zr >= p.z_active, 2, st)
         in_alarm = h_b <= C
-        st = np.where(in_alarm & (zr >= 0.0), 2, st)
-        st = np.where(in_alarm & (zr < 0.0), np.where(zr < -p.cusum_k, 1, 0), st)
+        t_on, t_off = scene_thresholds(run_sum, run_n, p)
+        st = np.where(in_alarm & (zr >= t_on), 2, st)
+        st = np.where(in_alarm & (zr < t_on), np.where(zr < t_off, 1, 0), st)
         st = np.where((status == 3) & (st == 2), 0, st)  # a changed roof's warm scene: not activity
         S_st[:, t] = status
         S_state[:, t] = st
