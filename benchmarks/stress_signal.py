@@ -39,11 +39,19 @@ import kaesong_thermal as kt
 from kaesong_thermal.pipeline import stored_footprints
 from kaesong_thermal.store import Store
 
-#: The defaults, and the classifier of the previous release (fixed in-alarm rule ``z >= 0``,
-#: fixed idle step, no head start).
+#: The defaults; the same with the CUSUM's earlier clip and floor (one scene never switches);
+#: and the classifier of the previous release (fixed in-alarm rule ``z >= 0``, fixed idle step,
+#: no head start, clip and floor at 4).
 VARIANTS: dict[str, dict[str, Any]] = {
     "current": {},
-    "previous classifier": {"pi_on": 1.0, "idle_llr": False, "head_start": 0.0},
+    "clip 4, floor 4": {"z_cap": 4.0, "cusum_h_min": 4.0},
+    "previous classifier": {
+        "pi_on": 1.0,
+        "idle_llr": False,
+        "head_start": 0.0,
+        "z_cap": 4.0,
+        "cusum_h_min": 4.0,
+    },
 }
 FIGURES = (
     ("f1", "observation F1 (status)"),
@@ -140,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "Each working observation's contrast is raised by the boost times its true roof "
             "excess; nothing else changes (the heat is not blurred onto neighbours or rings). "
-            "`previous classifier`: the in-alarm rule `z >= 0`, the fixed idle step and no "
-            "head start (`pi_on=1, idle_llr=False, head_start=0`).",
+            "`clip 4, floor 4`: the defaults with `z_cap=4, cusum_h_min=4` (one scene never "
+            "switches); `previous classifier`: besides, the in-alarm rule `z >= 0`, the fixed "
+            "idle step and no head start (`pi_on=1, idle_llr=False, head_start=0`).",
             "",
             table(df),
             "",

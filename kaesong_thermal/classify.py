@@ -138,16 +138,23 @@ class ClassifyParams:
         Target false switches to active per building-year of the up-CUSUM under Gaussian
         ``z`` (0.02, the project's budget); the decision interval ``h`` follows from Siegmund's
         approximation of the in-control run length and the building's valid scenes a year
-        (:func:`cusum_threshold`); below about 300 valid scenes a year the floor
+        (:func:`cusum_threshold`); below about 2,500 valid scenes a year the floor
         ``cusum_h_min`` is the stricter bound.
     cusum_h_min : float
-        Floor of ``h`` (4.0: with clipped scores at least two scenes of z >= 3, or three of
-        z >= 2.33; an in-control run length of about 15,000 scenes for Gaussian z, 0.002 false
-        switches per building-year at 27 valid scenes a year).
+        Floor of ``h`` (5.0: with clipped scores one scene of z >= 6, two of z >= 3.5 or three
+        of z >= 2.67; an in-control run length of about 110,000 scenes for Gaussian z, under
+        0.001 false switches per building-year at 27 valid scenes a year).
     z_cap, z_floor : float
-        ``z`` is clipped to ``[z_floor, z_cap]`` before it enters a CUSUM (4, -3): one outlying
-        scene can add at most ``z_cap - cusum_k`` = 3, so at least two scenes are needed to
-        switch, whatever the tails of the noise (a Huber-type CUSUM [6]_).
+        ``z`` is clipped to ``[z_floor, z_cap]`` before it enters a CUSUM (6, -3, a Huber-type
+        CUSUM [6]_): one outlying scene adds at most ``z_cap - cusum_k`` = 5, so a single scene
+        switches only at z >= 6 (a one-in-10^9 event for Gaussian noise, and the "strong heat"
+        of a working hall that an analyst wants at once). Chosen with ``cusum_h_min`` on stress
+        draws 101-110: against (4, 4), with working roofs warmer by 0.5 / 1 x their excess
+        (``benchmarks/stress_signal.py``) status F1 0.645 -> 0.698 and 0.652 -> 0.717, recall
+        of large roofs 0.838 -> 0.856 and 0.842 -> 0.911, delay 2 -> 1.75 and 1 valid scenes,
+        false alerts per building-year 0.012 -> 0.008 and 0.027 -> 0.021; at the simulated
+        signal F1 0.398 -> 0.381 and recall of large roofs 0.685 -> 0.627 (a weak roof needs
+        more evidence under the higher floor).
     idle_k, idle_h : float
         Down-CUSUM ``D = max(0, D + idle_k - z)`` switching to idle at ``idle_h`` (1.0, 8.0):
         eight scenes near ``z = 0`` in a row (two to four months of valid scenes), fewer of
@@ -186,8 +193,8 @@ class ClassifyParams:
     rule: str = "cusum"
     cusum_k: float = 1.0
     cusum_false_rate: float = 0.02
-    cusum_h_min: float = 4.0
-    z_cap: float = 4.0
+    cusum_h_min: float = 5.0
+    z_cap: float = 6.0
     z_floor: float = -3.0
     idle_k: float = 1.0
     idle_h: float = 8.0

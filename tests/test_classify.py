@@ -221,19 +221,18 @@ def test_a_building_that_stops_goes_idle_though_some_quiet_scenes_score_above_on
 
 
 def test_a_paused_building_is_active_again_at_its_first_warm_scene() -> None:
-    # z = 4 for 20 scenes, a pause of 3 stopped scenes (z = 0), then z = 4 again: the pause is
-    # idle, and with the head start the first warm scene after it is active (without it, the
-    # CUSUM would need two warm scenes again)
-    z = [4.0] * 20 + [0.0] * 3 + [4.0] * 5
-    tl = status_timeline(_obs(z).assign(state=lambda d: observation_states(d)))
-    status = tl["status"].tolist()
+    # z = 5 for 20 scenes, a pause of 2 stopped scenes (z = 0), then z = 5 again. At this level
+    # one stopped scene is decisive (idle step 8.7 >= idle_h): the pause is idle; with the head
+    # start (h / 2 = 2.5, 1.5 after the second stopped scene) the first warm scene after it is
+    # active again; without it the CUSUM needs two warm scenes (4 + 4 >= h = 5)
+    z = [5.0] * 20 + [0.0] * 2 + [5.0] * 5
+    obs = _obs(z).assign(state=lambda d: observation_states(d))
+    status = status_timeline(obs)["status"].tolist()
     assert status[19] == "active"
-    assert status[21] == "idle"  # two stopped scenes of a strong roof
-    assert status[23] == "active"  # the first warm scene after the pause
-    cold = status_timeline(
-        _obs(z).assign(state=lambda d: observation_states(d)), ClassifyParams(head_start=0.0)
-    )["status"].tolist()
-    assert cold[23] != "active" and cold[24] == "active"
+    assert status[20] == "idle" and status[21] == "idle"
+    assert status[22] == "active"  # the first warm scene after the pause
+    cold = status_timeline(obs, ClassifyParams(head_start=0.0))["status"].tolist()
+    assert cold[22] != "active" and cold[23] == "active"
 
 
 def test_the_days_off_of_a_strongly_working_roof_are_not_active_scenes() -> None:

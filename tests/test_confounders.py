@@ -160,8 +160,8 @@ def test_cusum_threshold_follows_the_stated_false_alarm_rate() -> None:
     h = cusum_threshold(m, p)
     assert np.all(np.diff(h) >= 0) and (h >= p.cusum_h_min).all()
     # Siegmund: ARL0(h) = (exp(2kb) - 2kb - 1) / (2k^2), b = h + 1.166, equals m / rate where
-    # that is above the floor h_min = 5 (k = 1: h = 3.74 at 45 scenes a year, 4.9 at 400,
-    # 6.1 at 4,000)
+    # that is above the floor h_min = 5 (k = 1, rate 0.02: h = 3.04 at 45 scenes a year, 4.13
+    # at 400, 5.28 at 4,000)
     k = p.cusum_k
     b = h + 1.166
     arl = (np.exp(2 * k * b) - 2 * k * b - 1) / (2 * k**2)
