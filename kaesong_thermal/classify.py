@@ -493,6 +493,18 @@ def run_level(run_sum: np.ndarray, run_n: np.ndarray, pi_on: float) -> np.ndarra
 
     The clip is the CUSUM's (``[z_floor, z_cap]``): one outlying scene cannot make a roof look
     strong, and a strong roof's level is at most ``z_cap / pi_on``.
+
+    Parameters
+    ----------
+    run_sum, run_n : numpy.ndarray
+        Per building, the sum of the run's clipped ``z`` and its number of scenes.
+    pi_on : float
+        Share of working scenes inside an operating period (``ClassifyParams.pi_on``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``mu`` per building (0 for a building without a run).
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(run_n > 0, run_sum / np.maximum(run_n, 1.0), 0.0)
@@ -507,8 +519,22 @@ def idle_step(
     ``idle_k - c`` by default.  With ``idle_llr`` the step is half the log-likelihood ratio of
     "stopped" (``z`` ~ N(0, 1)) against "working at the run's level ``mu``" (N(mu, 1)),
     ``mu (mu / 2 - c) / 2`` with ``mu`` at least ``2 idle_k`` (Page 1954; equal to the default
-    step at ``mu = 2``): a strongly working roof that scores ``z`` ~ 0 twice has stopped, a weak
-    one needs eight such scenes as before.
+    step at ``mu = 2``): a strongly working roof that scores ``z`` ~ 0 once or twice has
+    stopped, a weak one needs about eight such scenes as before.
+
+    Parameters
+    ----------
+    c : numpy.ndarray
+        This scene's clipped ``z`` per building.
+    run_sum, run_n : numpy.ndarray
+        The run before this scene (:func:`run_level`).
+    params : ClassifyParams, optional
+        ``idle_k``, ``idle_llr``, ``pi_on``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The step added to ``D`` per building.
     """
     p = params or ClassifyParams()
     if not p.idle_llr:
@@ -577,9 +603,10 @@ def cusum_decisions(
     * down-CUSUM ``D = max(0, D + step)``, ``step`` from the run's level (:func:`idle_step`);
     * a building that is not active becomes active when ``C >= h`` (:func:`cusum_threshold`),
       and an active or undecided one becomes idle when ``D >= idle_h`` (the run's evidence is
-      then reset, ``C`` restarts at ``head_start x h`` after an active period, else at 0); ``D`` is a CUSUM of its own, never reset by one warm scene
-      (a roof that stopped keeps scoring near ``z = 0`` with the odd ``z >= 1`` among them,
-      and each such scene would restart the count); ``changed`` is lasting;
+      then reset, ``C`` restarts at ``head_start x h`` after an active period, else at 0);
+      ``D`` is a CUSUM of its own, never reset by one warm scene (a roof that stopped keeps
+      scoring near ``z = 0`` with the odd ``z >= 1`` among them, and each such scene would
+      restart the count); ``changed`` is lasting;
     * the run's evidence (its last :data:`RUN_BUFFER` scenes from its first scene with
       ``z >= z_active`` after ``C`` last was 0, the change point) tells a
       lasting excess that follows the sun from one that does not: a darker roof absorbs more
@@ -595,8 +622,8 @@ def cusum_decisions(
 
     The per-scene state follows the evidence: in an alarm (``C >= h``) a scene at or above the
     posterior decision point of the run (:func:`scene_thresholds`, ``z >= 0`` for a weak roof)
-    is ``active`` and one with a posterior under 10 % ``idle``; outside an alarm ``active`` needs ``z >= z_active`` and ``idle`` is
-    ``z < z_idle``.
+    is ``active`` and one with a posterior under 10 % ``idle``; outside an alarm ``active``
+    needs ``z >= z_active`` and ``idle`` is ``z < z_idle``.
 
     Parameters
     ----------
