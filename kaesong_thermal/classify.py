@@ -1059,6 +1059,64 @@ TRANSITION_COLUMNS = (
 )
 
 
+#: An activation within this many days of the end of the building's previous active period
+#: resumes it (a day or weeks off): the building is not newly active (:func:`episode_starts`).
+RESUME_DAYS = 60.0
+
+
+def episode_starts(transitions: pd.DataFrame, within_days: float = RESUME_DAYS) -> np.ndarray:
+    """Which transitions into ``active`` start a new active period rather than resume one.
+
+    A strongly working roof is rated idle on a decisive day off and active again at its next
+    working scene (:func:`cusum_decisions`): each return is a status change, but an analyst
+    watching for newly active buildings wants the building once, when its activity began.
+    A transition into ``active`` resumes when the building's previous active period ended (its
+    last transition out of ``active``) at most ``within_days`` before it.
+
+    Parameters
+    ----------
+    transitions : pandas.DataFrame
+        :func:`transitions_from` over the whole record (``building_id, date, from_status,
+        to_status``); a window that starts inside an active period misses its end.
+    within_days : float
+        Longest pause that still counts as the same active period (60 days: the longest week
+        off of a working plant, with the valid scenes of a cloudy season).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean per row, in the rows' order: True for a transition into ``active`` that starts
+        an active period.
+    """
+    n = len(transitions)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    bid = transitions["building_id"].astype(str).to_numpy()
+    date = pd.to_datetime(transitions["date"], utc=True).to_numpy(dtype="datetime64[ns]")
+    order = np.lexsort((date, bid))
+    b = bid[order]
+    d = date[order]
+    ends = d.copy()
+    ends[transitions["from_status"].astype(str).to_numpy()[order] != "active"] = np.datetime64(
+        "NaT"
+    )
+    ended = pd.Series(ends)
+    first = np.r_[True, b[1:] != b[:-1]]
+    group = np.cumsum(first)
+    # the latest end of an active period strictly before each row, within the building
+    prev_end = (
+        ended.groupby(group)
+        .transform(lambda x: x.ffill().shift(1))
+        .to_numpy(dtype="datetime64[ns]")
+    )
+    gap = (d - prev_end) / np.timedelta64(1, "D")
+    to_active = transitions["to_status"].astype(str).to_numpy()[order] == "active"
+    start = to_active & ~(np.isfinite(gap) & (gap <= within_days))
+    out = np.empty(n, dtype=bool)
+    out[order] = start
+    return out
+
+
 def transitions_from(
     timeline: pd.DataFrame,
     obs: pd.DataFrame,

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kaesong_thermal.classify import TRANSITION_COLUMNS
+from kaesong_thermal.classify import TRANSITION_COLUMNS, episode_starts
 from kaesong_thermal.config import DEFAULT_BASELINE, DEFAULT_STORE, parse_baseline
 from kaesong_thermal.errors import (
     ConfigError,
@@ -774,10 +774,12 @@ def newly_active(analysis: Analysis, since: Any = None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Rows of ``Analysis.transitions`` with ``to_status == "active"``, sorted by date.
+        Rows of ``Analysis.transitions`` with ``to_status == "active"`` that start an active
+        period (:func:`kaesong_thermal.classify.episode_starts`: a return within 60 days of the
+        previous active period, after a day or weeks off, is not new), sorted by date.
     """
-    trans = analysis.transitions(since=since)
-    trans = trans[trans["to_status"] == "active"]
+    trans = analysis.transitions()
+    trans = trans[episode_starts(trans)]
     if since is not None and len(trans):
         cutoff = pd.Timestamp(since)
         cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from kaesong_thermal._time import utc_timestamp as _utc
+from kaesong_thermal.classify import episode_starts
 from kaesong_thermal.errors import AnalysisError, KaesongThermalError, StoreError
 
 logger = logging.getLogger(__name__)
@@ -295,12 +296,16 @@ def _obs_valid(obs: pd.DataFrame) -> pd.Series:
 def _newly_active(
     transitions: pd.DataFrame, status: pd.DataFrame, since: pd.Timestamp | None
 ) -> pd.DataFrame:
-    """One row per building: its latest transition into active inside the window."""
+    """One row per building: its latest start of an active period inside the window.
+
+    A return to ``active`` after a pause of up to 60 days is the same period
+    (:func:`kaesong_thermal.classify.episode_starts`).
+    """
     if transitions is None or transitions.empty:
         return pd.DataFrame(columns=["building_id", "date", "scene_id"])
     tr = transitions.copy()
     tr["building_id"] = tr["building_id"].astype(str)
-    tr = tr[tr["to_status"].astype(str) == "active"]
+    tr = tr[episode_starts(tr)]
     dates = pd.to_datetime(tr["date"], utc=True)
     if since is not None:
         tr = tr[dates > since]

@@ -9,6 +9,7 @@ import pytest
 from kaesong_thermal.classify import (
     ClassifyParams,
     confidence_from_features,
+    episode_starts,
     observation_states,
     status_at,
     status_timeline,
@@ -255,3 +256,39 @@ def test_the_days_off_of_a_strongly_working_roof_are_not_active_scenes() -> None
     fixed = status_timeline(obs, ClassifyParams(pi_on=1.0))["state"].to_numpy()
     fixed = fixed.reshape(n_b, n)[:, 10:]
     assert (fixed[~w] == "active").mean() > 0.3  # the fixed rule z >= 0 takes half of them
+
+
+def test_a_return_after_days_off_is_not_a_new_activation() -> None:
+    # hand-made transitions: a starts in January, pauses 12 days in January-February (a
+    # resumption), stops in June and starts again 70 days later (a new period); b starts once
+    tr = pd.DataFrame(
+        {
+            "building_id": ["a", "a", "a", "a", "b", "a"],
+            "date": pd.to_datetime(
+                [
+                    "2024-01-01",
+                    "2024-01-20",
+                    "2024-02-01",
+                    "2024-06-01",
+                    "2024-02-01",
+                    "2024-08-10",
+                ],
+                utc=True,
+            ),
+            "from_status": ["idle", "active", "idle", "active", "idle", "idle"],
+            "to_status": ["active", "idle", "active", "idle", "active", "active"],
+        }
+    )
+    assert episode_starts(tr).tolist() == [True, False, False, False, True, True]
+    assert episode_starts(tr, within_days=5.0).tolist() == [True, False, True, False, True, True]
+    # a strong roof with a day off every fourth scene (8 days apart): its status returns to
+    # active after each of them, one active period all the same
+    z = ([5.0] * 3 + [0.0]) * 15
+    obs = _obs(z)
+    obs["state"] = observation_states(obs)
+    tl = status_timeline(obs)
+    tr = transitions_from(tl, obs)
+    on = tr["to_status"] == "active"
+    assert on.sum() >= 10
+    starts = episode_starts(tr)
+    assert starts.sum() == 1 and bool(starts[on.to_numpy()][0])
