@@ -156,9 +156,10 @@ class ClassifyParams:
         signal F1 0.398 -> 0.381 and recall of large roofs 0.685 -> 0.627 (a weak roof needs
         more evidence under the higher floor).
     idle_k, idle_h : float
-        Down-CUSUM ``D = max(0, D + idle_k - z)`` switching to idle at ``idle_h`` (1.0, 8.0):
-        eight scenes near ``z = 0`` in a row (two to four months of valid scenes), fewer of
-        clearly negative ones; an intermittent roof (idle days, weeks off) stays active
+        Down-CUSUM ``D = max(0, D + step)`` switching to idle at ``idle_h`` (1.0, 8.0); the
+        step is ``idle_k - z`` for a weak roof (and with ``idle_llr=False``), larger for a
+        strong one (:func:`idle_step`): eight scenes near ``z = 0`` in a row for a weak roof
+        (two to four months of valid scenes), fewer of clearly negative ones; an intermittent roof (idle days, weeks off) stays active
         through its quiet scenes.  8 was chosen on stress draws 101-110 once each level had its
         own noise scale (F1 0.243 -> 0.262, false alerts unchanged; 12 gave 0.258).
     solar_margin : float
@@ -1094,24 +1095,15 @@ def episode_starts(transitions: pd.DataFrame, within_days: float = RESUME_DAYS) 
     bid = transitions["building_id"].astype(str).to_numpy()
     date = pd.to_datetime(transitions["date"], utc=True).to_numpy(dtype="datetime64[ns]")
     order = np.lexsort((date, bid))
-    b = bid[order]
     d = date[order]
-    ends = d.copy()
-    ends[transitions["from_status"].astype(str).to_numpy()[order] != "active"] = np.datetime64(
-        "NaT"
-    )
-    ended = pd.Series(ends)
-    first = np.r_[True, b[1:] != b[:-1]]
-    group = np.cumsum(first)
+    is_end = transitions["from_status"].astype(str).to_numpy()[order] == "active"
     # the latest end of an active period strictly before each row, within the building
-    prev_end = (
-        ended.groupby(group)
-        .transform(lambda x: x.ffill().shift(1))
-        .to_numpy(dtype="datetime64[ns]")
-    )
-    gap = (d - prev_end) / np.timedelta64(1, "D")
+    last_end = np.maximum.accumulate(np.where(is_end, np.arange(n), -1))
+    prev = np.r_[-1, last_end[:-1]]
+    has_prev = prev >= _run_starts(bid[order])
+    gap = (d - d[np.maximum(prev, 0)]) / np.timedelta64(1, "D")
     to_active = transitions["to_status"].astype(str).to_numpy()[order] == "active"
-    start = to_active & ~(np.isfinite(gap) & (gap <= within_days))
+    start = to_active & ~(has_prev & (gap <= within_days))
     out = np.empty(n, dtype=bool)
     out[order] = start
     return out

@@ -217,13 +217,8 @@ class StressPhysics:
         a = ph.correlated_field(fine, p["small_m"] / FINE_M, rng)
         b = ph.correlated_field(fine, p["large_m"] / FINE_M, rng)
         f = math.sqrt(p["small_share"]) * a + math.sqrt(1.0 - p["small_share"]) * b
-        core = ndimage.convolve1d(f, kernel.astype(np.float32), axis=0, mode="nearest")
-        core = ndimage.convolve1d(core, kernel.astype(np.float32), axis=1, mode="nearest")
-        nc, mc = fine[0] // COARSE, fine[1] // COARSE
-        blocks = f[: nc * COARSE, : mc * COARSE].reshape(nc, COARSE, mc, COARSE).mean((1, 3))
-        wide_c = ndimage.gaussian_filter(
-            blocks, self.wing_sigma_m / (COARSE * FINE_M), mode="nearest", truncate=3.0
-        )
+        core = blur(f, kernel)
+        wide_c = self._wing_blur(f)
         centre = half + step // 2 + step * np.arange(max(shape))
         r, c = centre[: shape[0]], centre[: shape[1]]
         wide = bilinear(wide_c, (r + 0.5) / COARSE - 0.5, (c + 0.5) / COARSE - 0.5)
@@ -235,7 +230,6 @@ class StressPhysics:
         if "wide" in self._cache:
             return self._cache["wide"]
         lc = static.landcover
-        n, m = lc.shape
         roof = lc == ph.ROOF
         water = lc == ph.WATER
         land = ~roof & ~water
@@ -253,14 +247,16 @@ class StressPhysics:
         bid2 = bid.reshape(lc.shape)
         maps += [(bid2 == k).astype(np.float32) for k in range(len(static.plans))]
         maps.append(self._yard_mask(static).astype(np.float32))
-        nc, mc = n // COARSE, m // COARSE
-        sigma = self.wing_sigma_m / (COARSE * FINE_M)
-        out = np.empty((len(maps), nc, mc), np.float32)
-        for i, a in enumerate(maps):
-            blocks = a[: nc * COARSE, : mc * COARSE].reshape(nc, COARSE, mc, COARSE).mean((1, 3))
-            out[i] = ndimage.gaussian_filter(blocks, sigma, mode="nearest", truncate=3.0)
+        out = np.stack([self._wing_blur(a) for a in maps]).astype(np.float32)
         self._cache["wide"] = out
         return out
+
+    def _wing_blur(self, a: NDArray) -> NDArray:
+        """A 10 m map averaged onto 40 m cells and blurred by the wide wing's Gaussian [2]_."""
+        nc, mc = a.shape[0] // COARSE, a.shape[1] // COARSE
+        blocks = a[: nc * COARSE, : mc * COARSE].reshape(nc, COARSE, mc, COARSE).mean((1, 3))
+        sigma = self.wing_sigma_m / (COARSE * FINE_M)
+        return np.asarray(ndimage.gaussian_filter(blocks, sigma, mode="nearest", truncate=3.0))
 
     def _yard_mask(self, static: Any) -> NDArray[np.bool_]:
         if "yard_mask" not in self._cache:
