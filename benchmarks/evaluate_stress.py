@@ -142,17 +142,26 @@ class Paths:
     sim_timing: Path
     timing: Path
     period: tuple[str, str]
+    heat_scale: float = 1.0
 
     @classmethod
     def of(
-        cls, workdir: Path, seed: int, label: str, period: tuple[str, str] = (START, END)
+        cls,
+        workdir: Path,
+        seed: int,
+        label: str,
+        period: tuple[str, str] = (START, END),
+        heat_scale: float = 1.0,
     ) -> Paths:
         """The simulation is shared by every label; the store and export are the label's.
 
-        A period other than the default gets its own simulation (``stress<seed>_<start>_<end>``).
+        A period other than the default gets its own simulation (``stress<seed>_<start>_<end>``),
+        as does a heat scale other than 1 (``stress<seed>_heat<scale>``).
         """
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         name = f"stress{seed}" if period == (START, END) else f"stress{seed}_{'_'.join(period)}"
+        if heat_scale != 1.0:
+            name += f"_heat{heat_scale:g}"
         return cls(
             sim=workdir / name,
             db=workdir / f"{name}.{tag}.db",
@@ -161,6 +170,7 @@ class Paths:
             sim_timing=workdir / f"{name}.simulate.json",
             timing=workdir / f"{name}.{tag}.detect.json",
             period=period,
+            heat_scale=heat_scale,
         )
 
 
@@ -184,14 +194,18 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
     if scen.is_file():
         doc = json.loads(scen.read_text())
         same = (doc.get("scenario"), doc.get("start"), doc.get("end")) == ("stress", *p.period)
-        if same and doc.get("stress", {}).get("version") == STRESS_VERSION:
+        stress = doc.get("stress", {})
+        same &= stress.get("schedule", {}).get("heat_scale", 1.0) == p.heat_scale
+        if same and stress.get("version") == STRESS_VERSION:
             return {"simulate_s": _stored(p.sim_timing).get("simulate_s"), "simulated": False}
-        logger.warning("%s: another period or generator version: simulating again", p.sim)
+        logger.warning("%s: another period, heat or generator version: simulating again", p.sim)
     if p.sim.exists():
         shutil.rmtree(p.sim)
     t0 = time.perf_counter()
     args = ["simulate", str(p.sim), "--scenario", "stress", "--seed", str(seed)]
     args += ["--start", p.period[0], "--end", p.period[1], "--workers", str(workers)]
+    if p.heat_scale != 1.0:
+        args += ["--heat-scale", repr(p.heat_scale)]
     res = _cli(args, p.sim.parent, p.log, timeout)
     if res.returncode != 0 or not scen.is_file():
         raise RuntimeError(f"simulate exited with {res.returncode} (see {p.log})")
@@ -681,9 +695,10 @@ def run_draw(
     redetect: bool,
     timeout: float,
     period: tuple[str, str] = (START, END),
+    heat_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Simulate (if needed), detect, export and score one draw; errors are returned, not raised."""
-    p = Paths.of(workdir, seed, label, period)
+    p = Paths.of(workdir, seed, label, period, heat_scale)
     out: dict[str, Any] = {}
     step = "simulate"
     try:
@@ -723,6 +738,12 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
         help=f"first date simulated (default {START}; shorter: smoke runs)",
     )
     parser.add_argument("--end", default=END, help=f"last date simulated (default {END})")
+    parser.add_argument(
+        "--heat-scale",
+        type=float,
+        default=1.0,
+        help="factor on the working roofs' process heat (simulate --heat-scale; default 1)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -740,7 +761,14 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     for k, seed in enumerate(seeds):
         t = time.perf_counter()
         draws[str(seed)] = run_draw(
-            seed, workdir, args.label, args.workers, args.redetect, args.timeout, period
+            seed,
+            workdir,
+            args.label,
+            args.workers,
+            args.redetect,
+            args.timeout,
+            period,
+            args.heat_scale,
         )
         d = draws[str(seed)]
         status = d.get("error") or (
@@ -767,6 +795,8 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     cmd += " --redetect" if args.redetect else ""
     if period != (START, END):
         cmd += f" --start {period[0]} --end {period[1]}"
+    if args.heat_scale != 1.0:
+        cmd += f" --heat-scale {args.heat_scale:g}"
     meta = {
         "command": cmd,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}",

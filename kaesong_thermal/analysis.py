@@ -415,7 +415,8 @@ def analyze(
     **thresholds
         Any field of :class:`kaesong_thermal.anomaly.AnomalyParams` (``min_valid_fraction,
         min_ring_px, n_iter, pool_z_max, min_pool, min_baseline_scenes, min_seasonal_scenes,
-        sigma_floor_k, auto_clip, weighted_scene_effect, idle_regression, ridge_scenes``) or :class:`kaesong_thermal.classify.ClassifyParams`
+        sigma_floor_k, auto_clip, weighted_scene_effect, idle_regression, ridge_scenes,
+        calibrate_levels, scene_noise``) or :class:`kaesong_thermal.classify.ClassifyParams`
         (``z_active, z_idle, min_anomaly_k, window, need, stale_days``).
 
     Returns

@@ -165,6 +165,13 @@ class AnomalyParams:
         the pooled spread is too wide for L2 rows and too narrow for L1 rows.  The roof-noise
         part of each level's ``anomaly_sigma_k`` is multiplied by the spread of that level's
         baseline ``z`` over all buildings (:func:`level_noise_factors`).
+    scene_noise : bool
+        Give every scene its own noise scale (True): the roof-to-ring noise of a scene (the
+        structure of its surface and atmosphere at the roofs' scale) differs from scene to scene,
+        while a building's spread is its average over the baseline.  The spread of the ``z`` of
+        a scene's believed-idle buildings, relative to that of a typical scene and shrunk
+        towards 1, scales the scene's ``anomaly_sigma_k`` (:func:`scene_noise_factors`): a noisy
+        day no longer looks like heat at several roofs, a quiet one counts fully.
     """
 
     min_valid_fraction: float = 0.5
@@ -180,6 +187,7 @@ class AnomalyParams:
     idle_regression: bool = True
     ridge_scenes: float = 5.0
     calibrate_levels: bool = True
+    scene_noise: bool = True
 
 
 def parse_baseline(baseline: str | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -899,6 +907,72 @@ def level_noise_factors(z: np.ndarray, use: np.ndarray, is_l1: np.ndarray) -> np
     return factor
 
 
+#: Pseudo-rows at factor 1 that shrink a scene's noise factor (a scene with 10 believed-idle
+#: buildings is weighted half by its own spread).
+SCENE_NOISE_PRIOR = 10.0
+#: Fewest believed-idle rows for a scene to get a factor of its own (else 1).
+MIN_SCENE_ROWS = 5
+#: Range a scene's noise factor is held to.
+SCENE_FACTOR_RANGE = (0.5, 3.0)
+
+
+def scene_noise_factors(
+    z: np.ndarray, s_codes: np.ndarray, pool: np.ndarray, n_s: int
+) -> np.ndarray:
+    """Per-scene factor on ``anomaly_sigma_k``: the scene's spread of believed-idle ``z``.
+
+    For each scene, ``s_k`` is the robust spread (1.4826 MAD, Rousseeuw and Croux 1993 [1]_)
+    of the ``z`` of its pool rows (valid, believed idle) across buildings; the scene-wide part
+    of the error is already in the scene effect, so ``s_k`` measures the building-to-building
+    noise of that day.  Relative to the root mean square of ``s_k`` over the pool rows (the
+    average day, which the buildings' spreads describe), shrunk towards 1 by
+    :data:`SCENE_NOISE_PRIOR` pseudo-rows in the variance (``f^2 = (n r^2 + m) / (n + m)``,
+    ``r = s_k / rms``) and held to :data:`SCENE_FACTOR_RANGE`; a scene with fewer than
+    :data:`MIN_SCENE_ROWS` pool rows keeps 1 (a lone building's day says nothing about its
+    noise).
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        Score per row.
+    s_codes : numpy.ndarray
+        Scene code per row.
+    pool : numpy.ndarray
+        Rows believed idle with a finite ``z``.
+    n_s : int
+        Number of scene codes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Factor per scene code.
+
+    References
+    ----------
+    .. [1] Rousseeuw, P. J. and Croux, C. (1993). Alternatives to the median absolute
+       deviation. *Journal of the American Statistical Association* 88(424), 1273-1283.
+    """
+    factor = np.ones(n_s)
+    use = pool & np.isfinite(z)
+    if not use.any():
+        return factor
+    n = np.bincount(s_codes[use], minlength=n_s).astype(float)
+    centre = _group_median(s_codes, z, use, n_s)
+    dev = np.where(use, np.abs(z - np.nan_to_num(centre[s_codes])), 0.0)
+    spread = MAD_TO_SIGMA * _group_median(s_codes, dev, use, n_s)
+    ok = (n >= MIN_SCENE_ROWS) & np.isfinite(spread) & (spread > 0)
+    if not ok.any():
+        return factor
+    # relative to the root mean square over the rows, so that the factors keep the average
+    # variance of the buildings' spreads (the median scene would inflate it: the spreads of
+    # the scenes are skewed, and with it every z would shrink)
+    typical = float(np.sqrt(np.sum(n[ok] * spread[ok] ** 2) / np.sum(n[ok])))
+    ratio = spread[ok] / typical
+    f2 = (n[ok] * ratio**2 + SCENE_NOISE_PRIOR) / (n[ok] + SCENE_NOISE_PRIOR)
+    factor[ok] = np.clip(np.sqrt(f2), *SCENE_FACTOR_RANGE)
+    return factor
+
+
 def compute_anomalies(
     observations: pd.DataFrame,
     baseline: str | None = DEFAULT_BASELINE,
@@ -1109,6 +1183,11 @@ def compute_anomalies(
             factor = level_noise_factors(z, use & np.isfinite(z), scaled_scene[s_codes])
             own = factor**2 * (row_sigma**2 + extra)
             total = np.maximum(np.sqrt(own + (beta * scene_sigma) ** 2), p.sigma_floor_k)
+            z = (resid - fit) / total
+        if p.scene_noise:
+            # each scene its own noise scale, measured on the buildings believed idle in it
+            f_scene = scene_noise_factors(z, s_codes, pool & ok, n_s)[s_codes]
+            total = total * f_scene
             z = (resid - fit) / total
         looks_active = ok & (z > p.pool_z_max)
         logger.debug(

@@ -365,8 +365,10 @@ def test_each_level_gets_its_own_noise_scale_when_pooled() -> None:
     # (false alarms); with a noise factor per level both are near unit spread
     df = _mixed_noise_levels()
     base = "2016-01-01:2021-12-31"
-    on = kt.analyze(df, baseline=base).observations
-    off = kt.analyze(df, baseline=base, calibrate_levels=False).observations
+    both = kt.analyze(df, baseline=base).observations
+    # the level calibration alone (the scene scale measures the same excess of L1 noise)
+    on = kt.analyze(df, baseline=base, scene_noise=False).observations
+    off = kt.analyze(df, baseline=base, calibrate_levels=False, scene_noise=False).observations
 
     def idle_sd(obs: pd.DataFrame, level: str) -> float:
         sel = (obs["level"] == level) & (obs["building_id"] != "b00")
@@ -381,3 +383,6 @@ def test_each_level_gets_its_own_noise_scale_when_pooled() -> None:
     z_on = float(on.loc[warm, "z"].median())
     z_off = float(off.loc[warm, "z"].median())
     assert z_on > 1.25 * z_off and z_on > 2.0
+    # with the scene scale as well (the default) both levels stay near unit spread
+    assert 0.85 < idle_sd(both, "L2") < 1.15
+    assert 0.85 < idle_sd(both, "L1") < 1.15

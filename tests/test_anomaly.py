@@ -187,9 +187,10 @@ def test_measurement_sigma_in_quadrature() -> None:
     df = _table(n_b=8, noise=0.5)
     row = (df["building_id"] == "b04") & (df["scene_id"] == "S0050")
     df.loc[row, "contrast_k"] += 3.0
-    a = compute_anomalies(df, "2016-01-01:2020-12-31")
+    fixed = AnomalyParams(scene_noise=False)  # the hand-computed z has no scene scale
+    a = compute_anomalies(df, "2016-01-01:2020-12-31", params=fixed)
     df.loc[row, "sigma_k"] = 3.0  # a hazy observation: its z must shrink accordingly
-    b = compute_anomalies(df, "2016-01-01:2020-12-31")
+    b = compute_anomalies(df, "2016-01-01:2020-12-31", params=fixed)
     ra = a.loc[(a["building_id"] == "b04") & (a["scene_id"] == "S0050")].iloc[0]
     rb = b.loc[(b["building_id"] == "b04") & (b["scene_id"] == "S0050")].iloc[0]
     expected = ra["anomaly_k"] / np.sqrt(ra["baseline_sigma_k"] ** 2 + 3.0**2 - 0.3**2)
@@ -363,3 +364,76 @@ def test_no_valid_observation_at_all_is_no_data_not_an_error() -> None:
     a = compute_anomalies(df, "auto")
     assert (~a["valid"]).all() and a["z"].isna().all()
     assert set(a["baseline_method"]) == {"none"}
+
+
+def _noisy_scenes_table(seed: int = 3) -> tuple[pd.DataFrame, set[str]]:
+    """30 idle buildings, 2016-2020; every fourth scene's roof noise is 3 x the others'."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2016-01-01", "2020-12-31", freq="16D", tz="UTC")
+    offsets = rng.normal(0.0, 1.5, 30)
+    noisy = {f"S{k:04d}" for k in range(dates.size) if k % 4 == 0}
+    rows = []
+    for k, d in enumerate(dates):
+        sid = f"S{k:04d}"
+        sd = 0.9 if sid in noisy else 0.3
+        effect = rng.normal(0.0, 1.0)
+        for i in range(30):
+            rows.append(
+                {
+                    "building_id": f"b{i:02d}",
+                    "scene_id": sid,
+                    "acquired": d,
+                    "contrast_k": effect + offsets[i] + rng.normal(0.0, sd),
+                    "sigma_k": 0.3,
+                    "valid_fraction": 1.0,
+                    "ring_valid_px": 40,
+                }
+            )
+    return pd.DataFrame(rows), noisy
+
+
+def test_scene_noise_factors_tell_noisy_from_quiet_scenes() -> None:
+    from kaesong_thermal.anomaly import scene_noise_factors
+
+    rng = np.random.default_rng(0)
+    s_codes = np.repeat(np.arange(40), 25)
+    sd = np.where(np.arange(40) % 4 == 0, 2.0, 1.0)
+    z = rng.normal(0.0, sd[s_codes])
+    pool = np.ones(z.size, bool)
+    f = scene_noise_factors(z, s_codes, pool, 40)
+    # the rms spread is sqrt((2^2 + 3) / 4) = 1.32: noisy scenes 2 / 1.32 = 1.51, quiet 0.76,
+    # pulled towards 1 by the 10 pseudo-rows (25 rows per scene)
+    assert 1.25 < np.median(f[sd == 2.0]) < 1.6
+    assert 0.7 < np.median(f[sd == 1.0]) < 0.92
+    # too few believed-idle rows: no factor of its own
+    few = pool.copy()
+    few[s_codes == 5] = False
+    few[np.flatnonzero(s_codes == 5)[:4]] = True
+    assert scene_noise_factors(z, s_codes, few, 40)[5] == 1.0
+    # a scene with warm buildings in its pool: they are one-sided; the robust spread holds
+    warm = z.copy()
+    warm[np.flatnonzero(s_codes == 1)[:5]] += 8.0
+    assert abs(scene_noise_factors(warm, s_codes, pool, 40)[1] - f[1]) < 0.25
+
+
+def test_noisy_scenes_no_longer_look_like_heat() -> None:
+    obs, noisy = _noisy_scenes_table()
+    on = compute_anomalies(obs, baseline="2016-01-01:2020-12-31")
+    off = compute_anomalies(
+        obs, baseline="2016-01-01:2020-12-31", params=AnomalyParams(scene_noise=False)
+    )
+    for out in (on, off):
+        assert out["z"].notna().all()
+    in_noisy = on["scene_id"].isin(noisy).to_numpy()
+    hot_on = (on["z"] >= 2.5).to_numpy()
+    hot_off = (off["z"] >= 2.5).to_numpy()
+    # without the scene scale a fifth of the roofs of a noisy scene reach z >= 2.5 (Gaussian:
+    # 0.6 %); with it less than half as many, and fewer over all scenes.  The correction is
+    # partial by design: the factor is shrunk towards 1 and keeps the average variance, so the
+    # quiet scenes are not made stricter than the buildings' own spreads say
+    assert hot_off[in_noisy].mean() > 0.15
+    assert hot_on[in_noisy].mean() < 0.5 * hot_off[in_noisy].mean()
+    assert hot_on.mean() < 0.75 * hot_off.mean()
+    assert on.loc[in_noisy, "z"].std() < 0.8 * off.loc[in_noisy, "z"].std()
+    # and the quiet scenes are no longer under-used: their z spread is back near 1
+    assert off.loc[~in_noisy, "z"].std() < 0.9 < 1.0 < on.loc[~in_noisy, "z"].std() < 1.25

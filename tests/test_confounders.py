@@ -133,7 +133,7 @@ def test_a_ring_warmed_on_one_side_by_an_unmapped_yard_is_uncertain_not_active()
 
 def test_weak_persistent_work_is_active_scene_by_scene_through_the_accumulated_evidence() -> None:
     # alternating z ~ 1 / ~ 3 (a weak roof half its scenes at work): the per-scene rule calls
-    # most of its scenes idle or uncertain, the CUSUM carries the evidence into every state
+    # about half its scenes idle or uncertain, the CUSUM carries the evidence into every state
     def weak(x: float, t: pd.Timestamp) -> float:
         if t < START:
             return 0.0
@@ -144,8 +144,9 @@ def test_weak_persistent_work_is_active_scene_by_scene_through_the_accumulated_e
     cusum = kt.analyze(obs).observations
     late_w = window.loc[(window["building_id"] == "weak") & (window["acquired"] >= "2024-03-01")]
     late_c = cusum.loc[(cusum["building_id"] == "weak") & (cusum["acquired"] >= "2024-03-01")]
-    assert (late_w["state"] == "active").mean() < 0.5
-    assert (late_c["state"] == "active").mean() > 0.8
+    share_w = (late_w["state"] == "active").mean()
+    share_c = (late_c["state"] == "active").mean()
+    assert share_w < 0.6 and share_c > 0.8 and share_c > share_w + 0.25
     assert (late_c["status"] == "active").mean() > 0.85
     # and the idle buildings stay within the false-alert budget (0.02 per building-year):
     # at most one switch to active in their ~118 building-years

@@ -365,3 +365,60 @@ def test_product_noise_is_a_surface_field_seen_through_the_psf() -> None:
     assert 0.55 <= ratios[50.0] <= 0.85
     assert ratios[300.0] >= 0.85
     assert ratios[50.0] < ratios[300.0] - 0.1
+
+
+# --------------------------------------------------------------------------- heat scale
+
+
+def test_heat_scale_warms_the_working_roofs_of_the_same_park(tmp_path: Path) -> None:
+    one, two = sx.draw_stress(3), sx.draw_stress(3, heat_scale=2.0)
+    assert one.footprints.geometry.equals(two.footprints.geometry)
+    assert one.events == two.events
+    assert [p.periods for p in one.plans] == [p.periods for p in two.plans]
+    ratio = [b.base_excess_k / a.base_excess_k for a, b in zip(one.plans, two.plans, strict=True)]
+    assert np.allclose(ratio, 2.0, atol=1e-3)
+    assert two.to_json()["schedule"]["heat_scale"] == 2.0
+    # through the renderer: the same working rows, twice the roof excess, a warmer product
+    kw = {"scenario": "stress", "seed": 3, "start": "2025-10-01", "end": "2025-10-31"}
+    a = simulate(tmp_path / "a", **kw)  # type: ignore[arg-type]
+    b = simulate(tmp_path / "b", heat_scale=2.0, **kw)  # type: ignore[arg-type]
+    ta, tb = pd.read_csv(a.truth_path), pd.read_csv(b.truth_path)
+    assert (ta["active"] == tb["active"]).all() and ta["active"].sum() > 10
+    on = ta["active"] == 1
+    assert np.allclose(tb.loc[on, "roof_excess_k"] / ta.loc[on, "roof_excess_k"], 2.0, rtol=1e-2)
+    assert (tb.loc[~on, "roof_excess_k"] == 0).all()
+    fp = kt.load_footprints(a.footprints_path)
+    ids = sorted(set(ta.loc[on, "building_id"]))
+
+    def observed(res: SimulationResult) -> pd.DataFrame:
+        products = sorted((res.outdir / "products").iterdir())
+        return pd.concat([kt.extract(p, fp) for p in products], ignore_index=True)
+
+    obs_a, obs_b = observed(a), observed(b)
+    key = ["scene_id", "building_id"]
+    truth = ta[[*key, "active", "roof_excess_k"]]
+    m = obs_a.merge(obs_b, on=key, suffixes=("_a", "_b")).merge(truth, on=key)
+    hot = m[(m["active"] == 1) & m["building_id"].isin(ids)]
+    # the added heat reaches the roof's contrast diluted by the PSF (a fraction, not all of it)
+    share = ((hot["contrast_k_b"] - hot["contrast_k_a"]) / hot["roof_excess_k"]).median()
+    assert 0.05 < share < 1.0
+    cold = m[m["active"] == 0]
+    diff = cold["contrast_k_b"] - cold["contrast_k_a"]
+    assert abs(diff.median()) < 0.05  # most idle roofs are not touched ...
+    assert diff.max() > 0.3  # ... but a neighbour of a working one gets its spill
+
+
+def test_heat_scale_must_be_positive_and_is_for_the_stress_family(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kaesong_thermal.cli import main
+
+    with pytest.raises(ConfigError, match="heat scale"):
+        sx.draw_stress(3, heat_scale=0.0)
+    out = tmp_path / "sim"
+    args = ["simulate", str(out), "--start", "2025-11-01", "--end", "2025-11-16"]
+    assert main([*args, "--scenario", "stress", "--heat-scale", "-1"]) == 1
+    assert main([*args, "--scenario", "kaesong", "--heat-scale", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("heat scale" in line for line in err)
+    assert not out.exists()

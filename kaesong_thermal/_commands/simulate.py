@@ -60,6 +60,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--stac", action="store_true", help="also write a STAC item per product")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=workers_arg, default=1, help="processes (0: one per CPU)")
+    p.add_argument(
+        "--heat-scale",
+        type=float,
+        default=1.0,
+        help="stress scenario: factor on the working roofs' process heat (default 1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         stac=args.stac,
         seed=args.seed,
         workers=args.workers,
+        heat_scale=args.heat_scale,
     )
     print(f"simulated {res.n_scenes} products (synthetic) in {res.outdir / 'products'}")
     print(f"truth: {res.truth_path}")

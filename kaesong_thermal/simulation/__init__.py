@@ -266,6 +266,7 @@ def simulate(
     stac: bool = False,
     seed: int = 0,
     workers: int | None = 1,
+    heat_scale: float = 1.0,
 ) -> SimulationResult:
     """Simulate Landsat Collection 2 thermal products of Kaesong with ground truth.
 
@@ -299,6 +300,9 @@ def simulate(
         Seed: the same seed gives byte-identical products.
     workers
         Processes; 1 = in this process, 0 or None = one per CPU.
+    heat_scale
+        ``"stress"`` only: factor on every building's process-heat roof excess
+        (:func:`kaesong_thermal.simulation.stress.draw_stress`); 1 for the other scenarios.
 
     Returns
     -------
@@ -310,8 +314,8 @@ def simulate(
     ------
     kaesong_thermal.errors.ConfigError
         Unknown scenario, level, sensor or size, a malformed date, ``start`` after ``end``, no
-        acquisition of the sensors in the period, negative ``workers``, or an ``outdir`` that
-        cannot be created.
+        acquisition of the sensors in the period, negative ``workers``, a ``heat_scale`` that is
+        not positive or not 1 outside ``"stress"``, or an ``outdir`` that cannot be created.
     kaesong_thermal.errors.FootprintError
         The footprints cannot be read or have no usable features.
     """
@@ -334,6 +338,8 @@ def simulate(
         raise ConfigError(f"start {start_d} is after end {end_d}")
     if workers is not None and (isinstance(workers, bool) or int(workers) < 0):
         raise ConfigError(f"workers {workers!r}: expected 0 (one per CPU) or more")
+    if heat_scale != 1.0 and scenario != "stress":
+        raise ConfigError(f"heat scale {heat_scale}: only the 'stress' scenario has one")
     tasks = sorted(
         ((s, d) for s in sensors for d in acquisition_dates(s, start_d, end_d)),
         key=lambda t: (t[1], t[0]),
@@ -353,7 +359,7 @@ def simulate(
     if scenario == "stress":
         if footprints is not None:
             raise ConfigError("scenario 'stress' draws its own park: do not give footprints")
-        drawn = draw_stress(seed)
+        drawn = draw_stress(seed, heat_scale)
         fp = drawn.footprints
     else:
         fp = load_scenario_footprints(footprints)

@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from kaesong_thermal.errors import ConfigError
 from kaesong_thermal.simulation import physics as ph
 from kaesong_thermal.simulation.render import FINE_M, bilinear, blur, blurred_maps
 from kaesong_thermal.simulation.scenario import (
@@ -651,8 +652,19 @@ def _operation(rng: np.random.Generator, start: date, stop: date, p_break: float
     return out
 
 
-def draw_stress(seed: int) -> StressDraw:
+def draw_stress(seed: int, heat_scale: float = 1.0) -> StressDraw:
     """Draw one park, its schedules and confounders, and its physics (deterministic in seed).
+
+    Parameters
+    ----------
+    seed
+        The draw.
+    heat_scale
+        Factor on every building's process-heat roof excess (drawn log-uniform in 2-12 K at
+        ``heat_scale=1``); nothing else of the draw changes, so a seed at ``heat_scale=2`` is
+        the same park with roofs twice as warm when working (their spill onto neighbours and
+        rings follows through the renderer).  The regime question of ``benchmarks/README.md``:
+        how the detector does where working roofs stand out more than in the family's range.
 
     Returns
     -------
@@ -662,6 +674,8 @@ def draw_stress(seed: int) -> StressDraw:
     """
     import geopandas as gpd
 
+    if not (math.isfinite(heat_scale) and heat_scale > 0):
+        raise ConfigError(f"heat scale {heat_scale}: must be a positive number")
     park = draw_park(seed)
     rng = np.random.default_rng(stable_seed(seed, "stress-schedule"))
     n = len(park.polygons)
@@ -702,7 +716,8 @@ def draw_stress(seed: int) -> StressDraw:
         if i == reclad_id and rt == "dark-bitumen":
             rt = "light-metal"
         gain = round(ph.ROOF_TYPES[rt][0] * float(rng.uniform(0.85, 1.15)), 3)
-        base = round(float(np.exp(rng.uniform(math.log(2.0), math.log(12.0)))), 3)
+        base = float(np.exp(rng.uniform(math.log(2.0), math.log(12.0))))
+        base = round(base * heat_scale, 3)
         plan = BuildingPlan(
             building_id=i,
             kind=kinds[i],
@@ -831,6 +846,7 @@ def draw_stress(seed: int) -> StressDraw:
         "switch_off_probability": round(p_off, 4),
         "roof_mix": {r: round(float(x), 4) for r, x in zip(roof_names, mix, strict=True)},
         "reclad_step_k": round(step, 3),
+        "heat_scale": heat_scale,
     }
     gdf = gpd.GeoDataFrame(
         {"building_id": ids, "kind": [kinds[i] for i in ids]},
