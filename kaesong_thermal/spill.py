@@ -59,6 +59,9 @@ GATE_Z = 1.5
 #: each roof's single-roof value ``a_j / M_jj`` instead credited a small roof beside a hot one
 #: with the hot one's spill: 0.3 K of it stayed.)
 RIDGE = 0.01
+#: A warm roof hidden in a scene (cloud over it, or no row) is assumed to keep the excess of its
+#: last clear scene for this many days: its spill then enters its neighbours' uncertainty.
+HIDDEN_DAYS = 60.0
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,14 @@ def unmix_anomalies(
     (``r`` = :data:`RIDGE`); own anomaly ``D e`` in ``A``, ``a_b - M_bA e`` elsewhere.  The
     uncertainty of ``e`` (``(M' W M + r D W D)^-1``, the ridge sandwich neglected) is added in
     quadrature to that of the others' anomalies.
+
+    A warm roof that the scene does not show (its roof under cloud while its neighbour is
+    clear, or no row) still spills: its excess is unknown that day, so nothing is subtracted,
+    but ``M_bj e_j`` with ``e_j`` its own excess at its last clear scene (within
+    :data:`HIDDEN_DAYS`; 0 when that scene showed it idle) is added in quadrature to the
+    uncertainty of every building ``b`` of the scene.  A shed beside a hall that works under a
+    passing cloud is then not alerted on the hall's heat.  Scenes are taken in time order
+    (``acquired`` when present).
     """
     out = observations.copy()
     if "anomaly_k" not in out.columns or out.empty:
@@ -252,48 +263,77 @@ def unmix_anomalies(
     if not warm_rows.any():
         out["spill_k"] = spill_k
         return out
-    mat = spill.matrix
+    mat = spill.matrix.tocsr()
     diag = mat.diagonal()
     scenes = out["scene_id"].to_numpy()
-    warm_scenes = pd.unique(scenes[warm_rows])
     by_scene = pd.Series(np.arange(len(out))).groupby(scenes).indices
-    for scene in warm_scenes:
+    if "acquired" in out.columns:
+        when = pd.to_datetime(out["acquired"], utc=True)
+        days = (
+            (when - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds() / 86400.0
+        ).to_numpy()
+    else:
+        days = np.arange(len(out), dtype=float)
+    first_day = {
+        sc: float(np.nanmin(days[r])) if np.isfinite(days[r]).any() else 0.0
+        for sc, r in by_scene.items()
+    }
+    n_all = mat.shape[0]
+    last_e = np.zeros(n_all)  # own excess of each roof at its last clear scene, K
+    last_t = np.full(n_all, -np.inf)
+    for scene in sorted(by_scene, key=lambda sc: (first_day[sc], str(sc))):
+        t = first_day[scene]
         rows = np.asarray(by_scene[scene])
         rows = rows[usable[rows]]
-        warm = rows[warm_rows[rows]]
-        ia = b_idx[warm].astype(np.int64)
-        # only the warm buildings that spill into someone matter
-        m_aa = mat[ia][:, ia].toarray()
-        d = diag[ia]
-        if not np.all(d > 0):
-            good = d > 0
-            warm, ia, d = warm[good], ia[good], d[good]
-            m_aa = m_aa[np.ix_(good, good)]
-            if warm.size == 0:
-                continue
-        w = 1.0 / sigma[warm] ** 2
-        a = anomaly[warm]
-        dwd = RIDGE * d * w * d
-        lhs = m_aa.T @ (w[:, None] * m_aa) + np.diag(dwd)
-        rhs = m_aa.T @ (w * a)
-        try:
-            cov_e = np.linalg.inv(lhs)
-        except np.linalg.LinAlgError:
+        if rows.size == 0:
             continue
-        e = cov_e @ rhs
-        var_e = np.maximum(np.diag(cov_e), 0.0)
-        own = d * e
-        own_sigma = np.abs(d) * np.sqrt(var_e)
-        spill_k[warm] = a - own
-        anomaly[warm] = own
-        sigma[warm] = np.maximum(own_sigma, sigma[warm])
-        others = rows[~warm_rows[rows]]
-        if others.size:
-            m_oa = mat[b_idx[others].astype(np.int64)][:, ia].toarray()
-            borrowed = m_oa @ e
-            spill_k[others] = borrowed
-            anomaly[others] = anomaly[others] - borrowed
-            sigma[others] = np.sqrt(sigma[others] ** 2 + (m_oa**2) @ var_e)
+        seen = b_idx[rows].astype(np.int64)
+        # warm roofs hidden in this scene: their spill is an unknown of the day
+        hidden = np.flatnonzero((last_e > 0) & (t - last_t <= HIDDEN_DAYS))
+        hidden = hidden[~np.isin(hidden, seen)]
+        extra = np.zeros(rows.size)
+        if hidden.size:
+            m_oh = mat[seen][:, hidden]
+            extra = np.asarray(m_oh.multiply(m_oh) @ (last_e[hidden] ** 2)).ravel()
+        last_e[seen] = 0.0
+        last_t[seen] = t
+        warm = rows[warm_rows[rows]]
+        if warm.size:
+            ia = b_idx[warm].astype(np.int64)
+            m_aa = mat[ia][:, ia].toarray()
+            d = diag[ia]
+            good = d > 0
+            if not good.all():
+                warm, ia, d = warm[good], ia[good], d[good]
+                m_aa = m_aa[np.ix_(good, good)]
+        if warm.size:
+            w = 1.0 / sigma[warm] ** 2
+            a = anomaly[warm]
+            dwd = RIDGE * d * w * d
+            lhs = m_aa.T @ (w[:, None] * m_aa) + np.diag(dwd)
+            rhs = m_aa.T @ (w * a)
+            try:
+                cov_e = np.linalg.inv(lhs)
+            except np.linalg.LinAlgError:
+                cov_e = None
+            if cov_e is not None:
+                e = cov_e @ rhs
+                var_e = np.maximum(np.diag(cov_e), 0.0)
+                own = d * e
+                own_sigma = np.abs(d) * np.sqrt(var_e)
+                spill_k[warm] = a - own
+                anomaly[warm] = own
+                sigma[warm] = np.maximum(own_sigma, sigma[warm])
+                last_e[ia] = np.maximum(e, 0.0)
+                others = rows[~warm_rows[rows]]
+                if others.size:
+                    m_oa = mat[b_idx[others].astype(np.int64)][:, ia].toarray()
+                    borrowed = m_oa @ e
+                    spill_k[others] = borrowed
+                    anomaly[others] = anomaly[others] - borrowed
+                    sigma[others] = np.sqrt(sigma[others] ** 2 + (m_oa**2) @ var_e)
+        if hidden.size:
+            sigma[rows] = np.sqrt(sigma[rows] ** 2 + extra)
     with np.errstate(invalid="ignore", divide="ignore"):
         new_z = np.where(usable, anomaly / sigma, z)
     out["anomaly_k"] = anomaly

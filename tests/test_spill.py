@@ -111,3 +111,51 @@ def test_unmixing_leaves_scenes_without_warm_buildings_alone() -> None:
     out = unmix_anomalies(a.observations, spill_matrix(fp), gate_z=50.0)
     assert np.array_equal(out["z"].to_numpy(), a.observations["z"].to_numpy(), equal_nan=True)
     assert (out["spill_k"].dropna() == 0.0).all()
+
+
+def test_a_hall_hidden_by_cloud_widens_its_neighbours_uncertainty() -> None:
+    from scipy import sparse
+
+    from kaesong_thermal.spill import HIDDEN_DAYS, SpillMatrix
+
+    # a 1 K roof excess of the hall adds 0.1 K to the shed's contrast; its own dilution is 0.3
+    spill = SpillMatrix(
+        ids=np.array(["hall", "shed"]),
+        matrix=sparse.csr_matrix(np.array([[0.3, 0.0], [0.1, 0.2]])),
+        native_pixel_m=100.0,
+    )
+    day0 = pd.Timestamp("2024-06-01", tz="UTC")
+
+    def scene(k: int, days: float, hall: float, shed: float) -> list[dict[str, object]]:
+        t = day0 + pd.Timedelta(days=days)
+        return [
+            {
+                "scene_id": f"S{k}",
+                "building_id": b,
+                "acquired": t,
+                "anomaly_k": a,
+                "anomaly_sigma_k": 0.3,
+                "z": a / 0.3,
+            }
+            for b, a in (("hall", hall), ("shed", shed))
+        ]
+
+    rows = (
+        scene(0, 0, 3.0, 1.3)  # the hall works at 3 / 0.3 = 10 K: 1 K of it on the shed
+        + scene(1, 16, np.nan, 1.0)  # cloud over the hall, the shed clear and as warm
+        + scene(2, 16 + HIDDEN_DAYS + 10, np.nan, 1.0)  # long after the hall was last seen
+        + scene(3, 300, 0.0, 0.0)  # the hall seen idle ...
+        + scene(4, 316, np.nan, 1.0)  # ... then hidden: nothing is assumed of it
+    )
+    obs = pd.DataFrame(rows).sample(frac=1.0, random_state=1)  # any row order
+    out = unmix_anomalies(obs, spill).set_index(["scene_id", "building_id"])
+    # both clear: the hall's spill (0.1 x its ~10 K) is taken from the shed
+    assert out.loc[("S0", "shed"), "anomaly_k"] == pytest.approx(1.3 - 0.1 * 3.0 / 0.3, abs=0.05)
+    # hidden hall: nothing subtracted, its last spill (0.1 x ~9.9 K) in the shed's uncertainty
+    hidden = out.loc[("S1", "shed")]
+    keep = 1.0 / 1.01  # a lone warm roof keeps 1 / (1 + RIDGE) of its anomaly
+    assert hidden["anomaly_k"] == pytest.approx(keep)
+    assert hidden["anomaly_sigma_k"] == pytest.approx(np.hypot(0.3, 0.99), abs=0.02)
+    assert hidden["z"] < 1.0
+    assert out.loc[("S2", "shed"), "z"] == pytest.approx(keep / 0.3)
+    assert out.loc[("S4", "shed"), "z"] == pytest.approx(keep / 0.3)
