@@ -87,7 +87,15 @@ def boosted(workdir: Path, seed: int, label: str, boost: float) -> tuple[pd.Data
     return o.drop(columns="roof_excess_k"), stored_footprints(db)
 
 
-def oracle_figures(observations: pd.DataFrame, sim: Path) -> dict[str, float]:
+def operating(sim: Path) -> pd.DataFrame:
+    """The draw's ``truth.csv`` with ``operating`` (the true operating window) per row."""
+    truth = pd.read_csv(sim / "truth.csv", dtype={"scene_id": str, "building_id": str})
+    truth["active"] = truth["active"].astype(int) > 0
+    truth["operating"] = operating_truth(truth).to_numpy()
+    return truth
+
+
+def oracle_figures(observations: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     """Observation F1 of two references that know the truth, on the detector's valid rows.
 
     ``oracle_window_f1``: "active" wherever the building truly operates (most of the scenes
@@ -96,11 +104,8 @@ def oracle_figures(observations: pd.DataFrame, sim: Path) -> dict[str, float]:
     ``oracle_level_f1``: inside that window, "active" where the detector's own ``z`` exceeds
     half the median ``z`` of the building's working scenes (the scene-by-scene decision with
     the window and each roof's level known).  Neither is a detector: they bound what the
-    observations allow at this signal.
+    observations allow at this signal.  ``truth`` is :func:`operating` of the draw.
     """
-    truth = pd.read_csv(sim / "truth.csv", dtype={"scene_id": str, "building_id": str})
-    truth["active"] = truth["active"].astype(int) > 0
-    truth["operating"] = operating_truth(truth).to_numpy()
     key = ["scene_id", "building_id"]
     m = observations[[*key, "z", "state"]].merge(
         truth[[*key, "active", "operating"]], on=key, how="left"
@@ -121,13 +126,14 @@ def run(seeds: list[int], label: str, boosts: list[float], workdir: Path) -> pd.
     """Score every variant at every boost on every seed; one row per (boost, variant, seed)."""
     rows = []
     for seed in seeds:
+        truth = operating(workdir / f"stress{seed}")  # the window does not depend on the boost
         for boost in boosts:
             obs, fp = boosted(workdir, seed, label, boost)
             ref: dict[str, float] = {}
             for name, kw in VARIANTS.items():
                 a = kt.analyze(obs, footprints=fp, **kw)
                 if not ref:
-                    ref = oracle_figures(a.observations, workdir / f"stress{seed}")
+                    ref = oracle_figures(a.observations, truth)
                 out = workdir / f"stress{seed}.signal.csv"
                 a.observations[EXPORT_COLUMNS].to_csv(out, index=False)
                 res = es.score_draw(workdir / f"stress{seed}", out)

@@ -159,8 +159,8 @@ class ClassifyParams:
         Down-CUSUM ``D = max(0, D + step)`` switching to idle at ``idle_h`` (1.0, 8.0); the
         step is ``idle_k - z`` for a weak roof (and with ``idle_llr=False``), larger for a
         strong one (:func:`idle_step`): eight scenes near ``z = 0`` in a row for a weak roof
-        (two to four months of valid scenes), fewer of clearly negative ones; an intermittent roof (idle days, weeks off) stays active
-        through its quiet scenes.  8 was chosen on stress draws 101-110 once each level had its
+        (two to four months of valid scenes), fewer of clearly negative ones; an intermittent
+        roof (idle days, weeks off) stays active through its quiet scenes.  8 was chosen on stress draws 101-110 once each level had its
         own noise scale (F1 0.243 -> 0.262, false alerts unchanged; 12 gave 0.258).
     solar_margin : float
         How many standard errors the high-sun median excess of a run must exceed its low-sun

@@ -209,6 +209,50 @@ def spill_matrix(
     return SpillMatrix(ids=ids, matrix=mat, native_pixel_m=native_pixel_m)
 
 
+def _unmix_warm(
+    warm: np.ndarray,
+    others: np.ndarray,
+    b_idx: np.ndarray,
+    mat: sparse.csr_matrix,
+    diag: np.ndarray,
+    anomaly: np.ndarray,
+    sigma: np.ndarray,
+    spill_k: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Unmix one scene in place: the warm rows' own excesses, their spill taken from the others.
+
+    Returns the warm buildings' matrix indices and own roof excesses (K), or None when the
+    scene has no warm roof with an own dilution or its system is singular.
+    """
+    ia = b_idx[warm].astype(np.int64)
+    d = diag[ia]
+    good = d > 0
+    warm, ia, d = warm[good], ia[good], d[good]
+    if warm.size == 0:
+        return None
+    m_aa = mat[ia][:, ia].toarray()
+    w = 1.0 / sigma[warm] ** 2
+    a = anomaly[warm]
+    lhs = m_aa.T @ (w[:, None] * m_aa) + np.diag(RIDGE * d * w * d)
+    try:
+        cov_e = np.linalg.inv(lhs)
+    except np.linalg.LinAlgError:
+        return None
+    e = cov_e @ (m_aa.T @ (w * a))
+    var_e = np.maximum(np.diag(cov_e), 0.0)
+    own = d * e
+    spill_k[warm] = a - own
+    anomaly[warm] = own
+    sigma[warm] = np.maximum(np.abs(d) * np.sqrt(var_e), sigma[warm])
+    if others.size:
+        m_oa = mat[b_idx[others].astype(np.int64)][:, ia].toarray()
+        borrowed = m_oa @ e
+        spill_k[others] = borrowed
+        anomaly[others] = anomaly[others] - borrowed
+        sigma[others] = np.sqrt(sigma[others] ** 2 + (m_oa**2) @ var_e)
+    return ia, e
+
+
 def unmix_anomalies(
     observations: pd.DataFrame, spill: SpillMatrix, *, gate_z: float = GATE_Z
 ) -> pd.DataFrame:
@@ -274,15 +318,12 @@ def unmix_anomalies(
         ).to_numpy()
     else:
         days = np.arange(len(out), dtype=float)
-    first_day = {
-        sc: float(np.nanmin(days[r])) if np.isfinite(days[r]).any() else 0.0
-        for sc, r in by_scene.items()
-    }
+    first_day = pd.Series(days).groupby(scenes).min().fillna(0.0).to_dict()
     n_all = mat.shape[0]
     last_e = np.zeros(n_all)  # own excess of each roof at its last clear scene, K
     last_t = np.full(n_all, -np.inf)
     for scene in sorted(by_scene, key=lambda sc: (first_day[sc], str(sc))):
-        t = first_day[scene]
+        t = float(first_day[scene])
         rows = np.asarray(by_scene[scene])
         rows = rows[usable[rows]]
         if rows.size == 0:
@@ -291,48 +332,19 @@ def unmix_anomalies(
         # warm roofs hidden in this scene: their spill is an unknown of the day
         hidden = np.flatnonzero((last_e > 0) & (t - last_t <= HIDDEN_DAYS))
         hidden = hidden[~np.isin(hidden, seen)]
-        extra = np.zeros(rows.size)
+        extra = None
         if hidden.size:
             m_oh = mat[seen][:, hidden]
             extra = np.asarray(m_oh.multiply(m_oh) @ (last_e[hidden] ** 2)).ravel()
         last_e[seen] = 0.0
         last_t[seen] = t
-        warm = rows[warm_rows[rows]]
-        if warm.size:
-            ia = b_idx[warm].astype(np.int64)
-            m_aa = mat[ia][:, ia].toarray()
-            d = diag[ia]
-            good = d > 0
-            if not good.all():
-                warm, ia, d = warm[good], ia[good], d[good]
-                m_aa = m_aa[np.ix_(good, good)]
-        if warm.size:
-            w = 1.0 / sigma[warm] ** 2
-            a = anomaly[warm]
-            dwd = RIDGE * d * w * d
-            lhs = m_aa.T @ (w[:, None] * m_aa) + np.diag(dwd)
-            rhs = m_aa.T @ (w * a)
-            try:
-                cov_e = np.linalg.inv(lhs)
-            except np.linalg.LinAlgError:
-                cov_e = None
-            if cov_e is not None:
-                e = cov_e @ rhs
-                var_e = np.maximum(np.diag(cov_e), 0.0)
-                own = d * e
-                own_sigma = np.abs(d) * np.sqrt(var_e)
-                spill_k[warm] = a - own
-                anomaly[warm] = own
-                sigma[warm] = np.maximum(own_sigma, sigma[warm])
-                last_e[ia] = np.maximum(e, 0.0)
-                others = rows[~warm_rows[rows]]
-                if others.size:
-                    m_oa = mat[b_idx[others].astype(np.int64)][:, ia].toarray()
-                    borrowed = m_oa @ e
-                    spill_k[others] = borrowed
-                    anomaly[others] = anomaly[others] - borrowed
-                    sigma[others] = np.sqrt(sigma[others] ** 2 + (m_oa**2) @ var_e)
-        if hidden.size:
+        solved = _unmix_warm(
+            rows[warm_rows[rows]], rows[~warm_rows[rows]], b_idx, mat, diag, anomaly, sigma, spill_k
+        )
+        if solved is not None:
+            ia, e = solved
+            last_e[ia] = np.maximum(e, 0.0)
+        if extra is not None:
             sigma[rows] = np.sqrt(sigma[rows] ** 2 + extra)
     with np.errstate(invalid="ignore", divide="ignore"):
         new_z = np.where(usable, anomaly / sigma, z)
