@@ -468,12 +468,37 @@ class Store:
         except sqlite3.Error as exc:
             raise self._error("cannot be initialised", exc) from exc
 
+    def _read_header(self) -> tuple[int, int, set[str]]:
+        """User version, application id and table names, read from one snapshot.
+
+        In autocommit mode each statement is its own read transaction, so three separate reads
+        can straddle another process's schema-creating commit (version 0 read before it, the new
+        tables after it) and make a fresh store look foreign. One explicit read transaction
+        gives a consistent view [1]_.
+
+        References
+        ----------
+        .. [1] SQLite, "Transaction", https://www.sqlite.org/lang_transaction.html
+        """
+        conn = self._conn
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN DEFERRED")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        finally:
+            if own:
+                conn.execute("COMMIT")
+        return version, app_id, tables
+
     def _read_version(self) -> int:
         """Schema version of the open file; raise for foreign or newer databases."""
         conn = self._conn
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version, app_id, tables = self._read_header()
         if app_id not in (0, APPLICATION_ID) or (version == 0 and tables):
             raise StoreError(
                 f"store {self.path}: a SQLite database but not a kaesong-thermal store; "

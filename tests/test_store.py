@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -358,3 +359,53 @@ def test_version_1_store_migrates_to_excess_columns(db: Path) -> None:
         new = st.observations(start=s["acquired"])
         assert (new["excess_k"] == 4.5).all() and (new["excess_sigma_k"] == 1.5).all()
         assert (new["ring_hot_sector_k"] == 2.25).all() and (new["ring_hot_sector"] == 3.0).all()
+
+
+def test_a_store_created_by_another_process_mid_check_is_not_taken_for_foreign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two `detect` runs creating one new store at once: the second reads the schema version
+    # (0) just before the first commits the schema, then the table list just after. Here the
+    # other creator runs in a thread, started between our first two header reads and given a
+    # second to finish; the open must still succeed and the store be whole.
+    import threading
+
+    path = tmp_path / "shared.db"
+    other: list[str] = []
+    threads: list[threading.Thread] = []
+
+    def create_other() -> None:
+        try:
+            with Store(path) as s:
+                other.append(str(s.schema_version))
+        except StoreError as exc:
+            other.append(str(exc))
+
+    class Interleaving(sqlite3.Connection):
+        fired = False
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql.strip() == "PRAGMA application_id" and not Interleaving.fired:
+                Interleaving.fired = True
+                threads.append(threading.Thread(target=create_other))
+                threads[0].start()
+                threads[0].join(timeout=1.0)
+            return super().execute(sql, *args)
+
+    real_connect = sqlite3.connect
+    calls = {"n": 0}
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            kwargs["factory"] = Interleaving
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(store_mod.sqlite3, "connect", connect)
+    with Store(path) as s:
+        assert s.schema_version == SCHEMA_VERSION
+    monkeypatch.setattr(store_mod.sqlite3, "connect", real_connect)
+    threads[0].join(timeout=120)
+    assert other == [str(SCHEMA_VERSION)]
+    with Store(path) as s:
+        assert s.meta()["application"] == "kaesong_thermal"
