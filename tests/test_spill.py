@@ -159,3 +159,44 @@ def test_a_hall_hidden_by_cloud_widens_its_neighbours_uncertainty() -> None:
     assert hidden["z"] < 1.0
     assert out.loc[("S2", "shed"), "z"] == pytest.approx(keep / 0.3)
     assert out.loc[("S4", "shed"), "z"] == pytest.approx(keep / 0.3)
+
+
+def test_a_spill_modelled_short_leaves_no_heat_on_the_idle_neighbour() -> None:
+    from scipy import sparse
+
+    from kaesong_thermal.spill import MODEL_REL, SpillMatrix
+
+    # the model: 0.10 K on the shed per kelvin of the hall's roof excess; the park's real PSF
+    # is wider, so the shed receives 0.13 K per kelvin (30 % more than modelled)
+    model = SpillMatrix(
+        ids=np.array(["hall", "shed"]),
+        matrix=sparse.csr_matrix(np.array([[0.3, 0.0], [0.1, 0.05]])),
+        native_pixel_m=100.0,
+    )
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(60):
+        excess = rng.uniform(20.0, 40.0)  # the hall's roof excess, K
+        for b, a in (("hall", 0.3 * excess), ("shed", 0.13 * excess)):
+            a += rng.normal(0.0, 0.3)
+            rows.append(
+                {"scene_id": f"S{k}", "building_id": b, "anomaly_k": a, "anomaly_sigma_k": 0.3}
+            )
+    obs = pd.DataFrame(rows).assign(z=lambda d: d["anomaly_k"] / d["anomaly_sigma_k"])
+    exact = unmix_anomalies(obs, model, model_rel=0.0)
+    shed0 = exact.loc[exact["building_id"] == "shed"]
+    # the cause: 3 K removed of 3.9 K, 0.9 K left against 0.3 K of noise
+    assert shed0["spill_k"].median() == pytest.approx(3.0, abs=0.4)
+    assert shed0["anomaly_k"].median() == pytest.approx(0.9, abs=0.3)
+    assert shed0["z"].median() > 2.5
+    out = unmix_anomalies(obs, model)
+    shed = out.loc[out["building_id"] == "shed"]
+    hall = out.loc[out["building_id"] == "hall"]
+    assert MODEL_REL == 0.25
+    # the same residual, now inside its own uncertainty (0.25 x 3 K in quadrature)
+    assert shed["anomaly_k"].median() == pytest.approx(0.9, abs=0.3)
+    assert shed["anomaly_sigma_k"].median() == pytest.approx(np.hypot(0.3, 0.75), abs=0.15)
+    assert (shed["z"] >= 2.5).mean() < 0.05
+    # the hall lent nothing out of its own anomaly: its z is untouched, far above any threshold
+    assert np.allclose(hall["z"], exact.loc[exact["building_id"] == "hall", "z"])
+    assert hall["z"].min() > 15.0
