@@ -60,8 +60,10 @@ GATE_Z = 1.5
 #: with the hot one's spill: 0.3 K of it stayed.)
 RIDGE = 0.01
 #: A warm roof hidden in a scene (cloud over it, or no row) is assumed to keep the excess of its
-#: last clear scene for this many days: its spill then enters its neighbours' uncertainty.
-HIDDEN_DAYS = 60.0
+#: last clear scene for this many days: its spill then enters its neighbours' uncertainty.  180,
+#: the classifier's ``stale_days`` (as long as a status is held without a valid scene); 60 let a
+#: 34-73 K hall under two months of cloud put z 9 on its clear neighbour (stress draw 107).
+HIDDEN_DAYS = 180.0
 #: Relative uncertainty of a modelled spill: the PSF of a given sensor, scene and park is known
 #: only roughly (its core width and wide wing differ from the nominal one the matrix uses [1]_,
 #: and the ring median is not the ring mean the matrix takes), so each removed spill ``s`` adds

@@ -143,6 +143,7 @@ def test_a_hall_hidden_by_cloud_widens_its_neighbours_uncertainty() -> None:
     rows = (
         scene(0, 0, 3.0, 1.3)  # the hall works at 3 / 0.3 = 10 K: 1 K of it on the shed
         + scene(1, 16, np.nan, 1.0)  # cloud over the hall, the shed clear and as warm
+        + scene(5, 100, np.nan, 1.0)  # a cloudy season: the hall unseen for 100 days
         + scene(2, 16 + HIDDEN_DAYS + 10, np.nan, 1.0)  # long after the hall was last seen
         + scene(3, 300, 0.0, 0.0)  # the hall seen idle ...
         + scene(4, 316, np.nan, 1.0)  # ... then hidden: nothing is assumed of it
@@ -157,6 +158,11 @@ def test_a_hall_hidden_by_cloud_widens_its_neighbours_uncertainty() -> None:
     assert hidden["anomaly_k"] == pytest.approx(keep)
     assert hidden["anomaly_sigma_k"] == pytest.approx(np.hypot(0.3, 0.99), abs=0.02)
     assert hidden["z"] < 1.0
+    # still so after three months unseen (a working hall does not cool because it is cloudy)
+    assert HIDDEN_DAYS > 100
+    assert out.loc[("S5", "shed"), "anomaly_sigma_k"] == pytest.approx(
+        np.hypot(0.3, 0.99), abs=0.02
+    )
     assert out.loc[("S2", "shed"), "z"] == pytest.approx(keep / 0.3)
     assert out.loc[("S4", "shed"), "z"] == pytest.approx(keep / 0.3)
 
