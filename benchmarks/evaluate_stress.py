@@ -143,6 +143,7 @@ class Paths:
     timing: Path
     period: tuple[str, str]
     heat_scale: float = 1.0
+    noise_scale: float = 1.0
 
     @classmethod
     def of(
@@ -152,16 +153,20 @@ class Paths:
         label: str,
         period: tuple[str, str] = (START, END),
         heat_scale: float = 1.0,
+        noise_scale: float = 1.0,
     ) -> Paths:
         """The simulation is shared by every label; the store and export are the label's.
 
         A period other than the default gets its own simulation (``stress<seed>_<start>_<end>``),
-        as does a heat scale other than 1 (``stress<seed>_heat<scale>``).
+        as does a heat or noise scale other than 1 (``stress<seed>_heat<scale>``,
+        ``..._noise<scale>``).
         """
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         name = f"stress{seed}" if period == (START, END) else f"stress{seed}_{'_'.join(period)}"
         if heat_scale != 1.0:
             name += f"_heat{heat_scale:g}"
+        if noise_scale != 1.0:
+            name += f"_noise{noise_scale:g}"
         return cls(
             sim=workdir / name,
             db=workdir / f"{name}.{tag}.db",
@@ -171,6 +176,7 @@ class Paths:
             timing=workdir / f"{name}.{tag}.detect.json",
             period=period,
             heat_scale=heat_scale,
+            noise_scale=noise_scale,
         )
 
 
@@ -196,6 +202,7 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
         same = (doc.get("scenario"), doc.get("start"), doc.get("end")) == ("stress", *p.period)
         stress = doc.get("stress", {})
         same &= stress.get("schedule", {}).get("heat_scale", 1.0) == p.heat_scale
+        same &= stress.get("schedule", {}).get("noise_scale", 1.0) == p.noise_scale
         if same and stress.get("version") == STRESS_VERSION:
             return {"simulate_s": _stored(p.sim_timing).get("simulate_s"), "simulated": False}
         logger.warning("%s: another period, heat or generator version: simulating again", p.sim)
@@ -206,6 +213,8 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
     args += ["--start", p.period[0], "--end", p.period[1], "--workers", str(workers)]
     if p.heat_scale != 1.0:
         args += ["--heat-scale", repr(p.heat_scale)]
+    if p.noise_scale != 1.0:
+        args += ["--noise-scale", repr(p.noise_scale)]
     res = _cli(args, p.sim.parent, p.log, timeout)
     if res.returncode != 0 or not scen.is_file():
         raise RuntimeError(f"simulate exited with {res.returncode} (see {p.log})")
@@ -696,9 +705,10 @@ def run_draw(
     timeout: float,
     period: tuple[str, str] = (START, END),
     heat_scale: float = 1.0,
+    noise_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Simulate (if needed), detect, export and score one draw; errors are returned, not raised."""
-    p = Paths.of(workdir, seed, label, period, heat_scale)
+    p = Paths.of(workdir, seed, label, period, heat_scale, noise_scale)
     out: dict[str, Any] = {}
     step = "simulate"
     try:
@@ -744,6 +754,12 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
         default=1.0,
         help="factor on the working roofs' process heat (simulate --heat-scale; default 1)",
     )
+    parser.add_argument(
+        "--noise-scale",
+        type=float,
+        default=1.0,
+        help="factor on the surface-noise sd range (simulate --noise-scale; default 1)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -769,6 +785,7 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
             args.timeout,
             period,
             args.heat_scale,
+            args.noise_scale,
         )
         d = draws[str(seed)]
         status = d.get("error") or (
@@ -797,6 +814,8 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
         cmd += f" --start {period[0]} --end {period[1]}"
     if args.heat_scale != 1.0:
         cmd += f" --heat-scale {args.heat_scale:g}"
+    if args.noise_scale != 1.0:
+        cmd += f" --noise-scale {args.noise_scale:g}"
     meta = {
         "command": cmd,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}",

@@ -422,3 +422,63 @@ def test_heat_scale_must_be_positive_and_is_for_the_stress_family(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("heat scale" in line for line in err)
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- noise scale
+
+
+def test_noise_scale_makes_the_same_park_noisier(tmp_path: Path) -> None:
+    one, two = sx.draw_stress(3), sx.draw_stress(3, noise_scale=2.0)
+    assert one.footprints.geometry.equals(two.footprints.geometry)
+    assert one.events == two.events
+    assert [p.base_excess_k for p in one.plans] == [p.base_excess_k for p in two.plans]
+    assert two.physics.noise_sd_k == (1.0, 2.0)
+    assert two.to_json()["schedule"]["noise_scale"] == 2.0
+    kw = {"scenario": "stress", "seed": 3, "start": "2025-10-01", "end": "2025-10-31"}
+    a = simulate(tmp_path / "a", **kw)  # type: ignore[arg-type]
+    b = simulate(tmp_path / "b", noise_scale=2.0, **kw)  # type: ignore[arg-type]
+    sd_a = [
+        p["noise"]["sd_k"] for p in json.loads(a.scenario_path.read_text())["stress"]["products"]
+    ]
+    sd_b = [
+        p["noise"]["sd_k"] for p in json.loads(b.scenario_path.read_text())["stress"]["products"]
+    ]
+    assert np.allclose(np.asarray(sd_b) / np.asarray(sd_a), 2.0, rtol=1e-3)
+    assert min(sd_a) >= 0.5 and max(sd_a) <= 1.0
+    assert pd.read_csv(a.truth_path).equals(pd.read_csv(b.truth_path))  # the same activity
+    # product by product, the noisier one minus the other is the first one's noise field: no
+    # offset, and the scene's drawn sd less what the PSF smooths away (30 m samples of a field
+    # with 50-300 m structure, blurred by the ~100 m footprint)
+    sd = {
+        p["date"]: p["noise"]["sd_k"]
+        for p in json.loads(a.scenario_path.read_text())["stress"]["products"]
+    }
+    checked = 0
+    for pa in sorted((a.outdir / "products").iterdir()):
+        with kt.open_scene(pa) as sa, kt.open_scene(b.outdir / "products" / pa.name) as sb:
+            wa, wb = sa.read_kelvin(), sb.read_kelvin()
+            day = sa.metadata.acquired.date().isoformat()
+        ok = wa.valid & wb.valid
+        if ok.mean() < 0.1:
+            continue
+        diff = (wb.kelvin - wa.kelvin)[ok]
+        assert abs(float(diff.mean())) < 0.05
+        assert 0.5 < float(diff.std()) / sd[day] < 1.0
+        checked += 1
+    assert checked >= 2
+
+
+def test_noise_scale_must_be_positive_and_is_for_the_stress_family(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kaesong_thermal.cli import main
+
+    with pytest.raises(ConfigError, match="noise scale"):
+        sx.draw_stress(3, noise_scale=float("nan"))
+    out = tmp_path / "sim"
+    args = ["simulate", str(out), "--start", "2025-11-01", "--end", "2025-11-16"]
+    assert main([*args, "--scenario", "stress", "--noise-scale", "0"]) == 1
+    assert main([*args, "--scenario", "kaesong", "--noise-scale", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("noise scale" in line for line in err)
+    assert not out.exists()

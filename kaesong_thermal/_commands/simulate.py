@@ -66,6 +66,12 @@ def register(subparsers: Any) -> None:
         default=1.0,
         help="stress scenario: factor on the working roofs' process heat (default 1)",
     )
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        default=1.0,
+        help="stress scenario: factor on the range of the surface-noise sd (default 1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         heat_scale=args.heat_scale,
+        noise_scale=args.noise_scale,
     )
     print(f"simulated {res.n_scenes} products (synthetic) in {res.outdir / 'products'}")
     print(f"truth: {res.truth_path}")

@@ -267,6 +267,7 @@ def simulate(
     seed: int = 0,
     workers: int | None = 1,
     heat_scale: float = 1.0,
+    noise_scale: float = 1.0,
 ) -> SimulationResult:
     """Simulate Landsat Collection 2 thermal products of Kaesong with ground truth.
 
@@ -303,6 +304,9 @@ def simulate(
     heat_scale
         ``"stress"`` only: factor on every building's process-heat roof excess
         (:func:`kaesong_thermal.simulation.stress.draw_stress`); 1 for the other scenarios.
+    noise_scale
+        ``"stress"`` only: factor on the range of each scene's surface-noise sd; 1 for the
+        other scenarios.
 
     Returns
     -------
@@ -314,8 +318,9 @@ def simulate(
     ------
     kaesong_thermal.errors.ConfigError
         Unknown scenario, level, sensor or size, a malformed date, ``start`` after ``end``, no
-        acquisition of the sensors in the period, negative ``workers``, a ``heat_scale`` that is
-        not positive or not 1 outside ``"stress"``, or an ``outdir`` that cannot be created.
+        acquisition of the sensors in the period, negative ``workers``, a ``heat_scale`` or
+        ``noise_scale`` that is not positive or not 1 outside ``"stress"``, or an ``outdir`` that
+        cannot be created.
     kaesong_thermal.errors.FootprintError
         The footprints cannot be read or have no usable features.
     """
@@ -340,6 +345,8 @@ def simulate(
         raise ConfigError(f"workers {workers!r}: expected 0 (one per CPU) or more")
     if heat_scale != 1.0 and scenario != "stress":
         raise ConfigError(f"heat scale {heat_scale}: only the 'stress' scenario has one")
+    if noise_scale != 1.0 and scenario != "stress":
+        raise ConfigError(f"noise scale {noise_scale}: only the 'stress' scenario has one")
     tasks = sorted(
         ((s, d) for s in sensors for d in acquisition_dates(s, start_d, end_d)),
         key=lambda t: (t[1], t[0]),
@@ -359,7 +366,7 @@ def simulate(
     if scenario == "stress":
         if footprints is not None:
             raise ConfigError("scenario 'stress' draws its own park: do not give footprints")
-        drawn = draw_stress(seed, heat_scale)
+        drawn = draw_stress(seed, heat_scale, noise_scale)
         fp = drawn.footprints
     else:
         fp = load_scenario_footprints(footprints)

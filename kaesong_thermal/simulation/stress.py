@@ -652,7 +652,7 @@ def _operation(rng: np.random.Generator, start: date, stop: date, p_break: float
     return out
 
 
-def draw_stress(seed: int, heat_scale: float = 1.0) -> StressDraw:
+def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) -> StressDraw:
     """Draw one park, its schedules and confounders, and its physics (deterministic in seed).
 
     Parameters
@@ -665,6 +665,9 @@ def draw_stress(seed: int, heat_scale: float = 1.0) -> StressDraw:
         the same park with roofs twice as warm when working (their spill onto neighbours and
         rings follows through the renderer).  The regime question of ``benchmarks/README.md``:
         how the detector does where working roofs stand out more than in the family's range.
+    noise_scale
+        Factor on the range of each scene's surface-noise sd (0.5-1 K at ``noise_scale=1``);
+        nothing else changes: the same park and schedules under a noisier background.
 
     Returns
     -------
@@ -676,6 +679,8 @@ def draw_stress(seed: int, heat_scale: float = 1.0) -> StressDraw:
 
     if not (math.isfinite(heat_scale) and heat_scale > 0):
         raise ConfigError(f"heat scale {heat_scale}: must be a positive number")
+    if not (math.isfinite(noise_scale) and noise_scale > 0):
+        raise ConfigError(f"noise scale {noise_scale}: must be a positive number")
     park = draw_park(seed)
     rng = np.random.default_rng(stable_seed(seed, "stress-schedule"))
     n = len(park.polygons)
@@ -816,7 +821,7 @@ def draw_stress(seed: int, heat_scale: float = 1.0) -> StressDraw:
         optical_sigma_m=float(prng.uniform(15, 35)),
         wing_fraction=float(prng.uniform(0.05, 0.15)),
         wing_sigma_m=float(prng.uniform(300, 500)),
-        noise_sd_k=(0.5, 1.0),
+        noise_sd_k=(0.5 * noise_scale, 1.0 * noise_scale),
         noise_scale_m=(50.0, 300.0),
         l2_offset_max_k=float(prng.uniform(0.5, 1.5)),
         l1_only_share=float(prng.uniform(0.0, 0.5)),
@@ -847,6 +852,7 @@ def draw_stress(seed: int, heat_scale: float = 1.0) -> StressDraw:
         "roof_mix": {r: round(float(x), 4) for r, x in zip(roof_names, mix, strict=True)},
         "reclad_step_k": round(step, 3),
         "heat_scale": heat_scale,
+        "noise_scale": noise_scale,
     }
     gdf = gpd.GeoDataFrame(
         {"building_id": ids, "kind": [kinds[i] for i in ids]},
