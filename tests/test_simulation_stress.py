@@ -408,19 +408,27 @@ def test_heat_scale_warms_the_working_roofs_of_the_same_park(tmp_path: Path) -> 
     assert diff.max() > 0.3  # ... but a neighbour of a working one gets its spill
 
 
-def test_heat_scale_must_be_positive_and_is_for_the_stress_family(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("what", "bad_draw", "bad_cli"),
+    [("heat", {"heat_scale": 0.0}, "-1"), ("noise", {"noise_scale": float("nan")}, "0")],
+)
+def test_scales_must_be_positive_and_are_for_the_stress_family(
+    what: str,
+    bad_draw: dict[str, float],
+    bad_cli: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from kaesong_thermal.cli import main
 
-    with pytest.raises(ConfigError, match="heat scale"):
-        sx.draw_stress(3, heat_scale=0.0)
+    with pytest.raises(ConfigError, match=f"{what} scale"):
+        sx.draw_stress(3, **bad_draw)
     out = tmp_path / "sim"
     args = ["simulate", str(out), "--start", "2025-11-01", "--end", "2025-11-16"]
-    assert main([*args, "--scenario", "stress", "--heat-scale", "-1"]) == 1
-    assert main([*args, "--scenario", "kaesong", "--heat-scale", "2"]) == 1
+    assert main([*args, "--scenario", "stress", f"--{what}-scale", bad_cli]) == 1
+    assert main([*args, "--scenario", "kaesong", f"--{what}-scale", "2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all("heat scale" in line for line in err)
+    assert len(err) == 2 and all(f"{what} scale" in line for line in err)
     assert not out.exists()
 
 
@@ -466,19 +474,3 @@ def test_noise_scale_makes_the_same_park_noisier(tmp_path: Path) -> None:
         assert 0.5 < float(diff.std()) / sd[day] < 1.0
         checked += 1
     assert checked >= 2
-
-
-def test_noise_scale_must_be_positive_and_is_for_the_stress_family(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from kaesong_thermal.cli import main
-
-    with pytest.raises(ConfigError, match="noise scale"):
-        sx.draw_stress(3, noise_scale=float("nan"))
-    out = tmp_path / "sim"
-    args = ["simulate", str(out), "--start", "2025-11-01", "--end", "2025-11-16"]
-    assert main([*args, "--scenario", "stress", "--noise-scale", "0"]) == 1
-    assert main([*args, "--scenario", "kaesong", "--noise-scale", "2"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all("noise scale" in line for line in err)
-    assert not out.exists()
