@@ -205,7 +205,9 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
         same &= stress.get("schedule", {}).get("noise_scale", 1.0) == p.noise_scale
         if same and stress.get("version") == STRESS_VERSION:
             return {"simulate_s": _stored(p.sim_timing).get("simulate_s"), "simulated": False}
-        logger.warning("%s: another period, heat or generator version: simulating again", p.sim)
+        logger.warning(
+            "%s: another period, heat, noise or generator version: simulating again", p.sim
+        )
     if p.sim.exists():
         shutil.rmtree(p.sim)
     t0 = time.perf_counter()
