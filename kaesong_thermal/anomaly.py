@@ -385,6 +385,15 @@ def _group_median(codes: np.ndarray, values: np.ndarray, use: np.ndarray, n: int
     return out
 
 
+def _group_centre_mad(
+    codes: np.ndarray, values: np.ndarray, use: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median and median absolute deviation of ``values[use]`` per group code (NaN if empty)."""
+    centre = _group_median(codes, values, use, n)
+    dev = np.abs(values - np.nan_to_num(centre)[codes])
+    return centre, _group_median(codes, dev, use, n)
+
+
 def _fit_harmonic(
     codes: np.ndarray,
     doy: np.ndarray,
@@ -957,9 +966,8 @@ def scene_noise_factors(
     if not use.any():
         return factor
     n = np.bincount(s_codes[use], minlength=n_s).astype(float)
-    centre = _group_median(s_codes, z, use, n_s)
-    dev = np.where(use, np.abs(z - np.nan_to_num(centre[s_codes])), 0.0)
-    spread = MAD_TO_SIGMA * _group_median(s_codes, dev, use, n_s)
+    _, mad = _group_centre_mad(s_codes, z, use, n_s)
+    spread = MAD_TO_SIGMA * mad
     ok = (n >= MIN_SCENE_ROWS) & np.isfinite(spread) & (spread > 0)
     if not ok.any():
         return factor
@@ -1277,8 +1285,7 @@ def ring_contamination(obs: pd.DataFrame, baseline: str | None = DEFAULT_BASELIN
     else:
         codes, _ = pd.factorize(obs["building_id"], sort=False)
         n_b = int(codes.max()) + 1
-    centre = _group_median(codes, hot, use, n_b)
-    mad = _group_median(codes, np.abs(hot - centre[codes]), use, n_b)
+    centre, mad = _group_centre_mad(codes, hot, use, n_b)
     limit = np.maximum(RING_HOT_MIN_K, RING_HOT_SIGMA * MAD_TO_SIGMA * mad)
     excess = hot - centre[codes]
     anomaly = np.nan_to_num(obs["anomaly_k"].to_numpy(dtype=float), nan=0.0)
