@@ -698,19 +698,9 @@ def _commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def run_draw(
-    seed: int,
-    workdir: Path,
-    label: str,
-    workers: int,
-    redetect: bool,
-    timeout: float,
-    period: tuple[str, str] = (START, END),
-    heat_scale: float = 1.0,
-    noise_scale: float = 1.0,
-) -> dict[str, Any]:
-    """Simulate (if needed), detect, export and score one draw; errors are returned, not raised."""
-    p = Paths.of(workdir, seed, label, period, heat_scale, noise_scale)
+def run_draw(p: Paths, seed: int, workers: int, redetect: bool, timeout: float) -> dict[str, Any]:
+    """Simulate (if needed), detect, export and score the draw ``seed`` (files ``p``); errors
+    are returned, not raised."""
     out: dict[str, Any] = {}
     step = "simulate"
     try:
@@ -778,17 +768,8 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     draws: dict[str, Any] = {}
     for k, seed in enumerate(seeds):
         t = time.perf_counter()
-        draws[str(seed)] = run_draw(
-            seed,
-            workdir,
-            args.label,
-            args.workers,
-            args.redetect,
-            args.timeout,
-            period,
-            args.heat_scale,
-            args.noise_scale,
-        )
+        p = Paths.of(workdir, seed, args.label, period, args.heat_scale, args.noise_scale)
+        draws[str(seed)] = run_draw(p, seed, args.workers, args.redetect, args.timeout)
         d = draws[str(seed)]
         status = d.get("error") or (
             f"F1 {_fmt(d.get('f1'))}, false/b-yr idle {_fmt(d.get('false_per_by_idle'))}, "

@@ -227,7 +227,7 @@ def _unmix_warm(
     anomaly: np.ndarray,
     sigma: np.ndarray,
     spill_k: np.ndarray,
-    rel: float = 0.0,
+    rel: float,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Unmix one scene in place: the warm rows' own excesses, their spill taken from the others.
 
