@@ -32,7 +32,8 @@ Figures per draw (definitions in ``docs/simulator.md``, "Scoring the stress fami
   never followed by ``active`` before the building's switch-off (or the end) is missed;
 - a naive baseline from the same export: per building z = (contrast_k - mean) / sd against its
   idle-years ``contrast_k``, a scene active at z >= 3, status active when two of the last three
-  valid scenes are; its F1 and false-alert rates.
+  valid scenes are; its F1 and false-alert rates; and the same test scene by scene
+  (``naive1_*``: status active on every scene at z >= 3, idle on every other valid one).
 
 Writes a section per ``--label`` into ``--out`` (replacing a section of the same label, keeping
 everything else in the file), ``<out stem>.stress.json`` (every figure, per label) and
@@ -93,6 +94,9 @@ METRICS: tuple[tuple[str, str, bool], ...] = (
     ("naive_f1", "naive baseline: observation F1", True),
     ("naive_false_per_by_idle", "naive baseline: false alerts / building-year, idle years", False),
     ("naive_false_per_by", "naive baseline: false alerts / building-year, all years", False),
+    ("naive1_f1", "naive single-scene z >= 3: observation F1", True),
+    ("naive1_false_per_by_idle", "naive single-scene: false alerts / b-yr, idle years", False),
+    ("naive1_false_per_by", "naive single-scene: false alerts / b-yr, all years", False),
 )
 
 
@@ -343,9 +347,10 @@ def false_alerts(frame: pd.DataFrame, status_col: str, truth: pd.DataFrame) -> p
     return a.loc[~a["active"].to_numpy(dtype=bool) & ~prior]
 
 
-def naive_status(frame: pd.DataFrame) -> pd.Series:
+def naive_status(frame: pd.DataFrame, need: int = 2, window: int = 3) -> pd.Series:
     """Naive detector: per building z of contrast_k against its idle-years mean and sd,
-    active when z >= 3 on two of the last three valid scenes (no_data rows keep the status)."""
+    active when z >= 3 on ``need`` of the last ``window`` valid scenes (default two of three;
+    ``need=window=1`` is the single-scene rule); no_data rows keep the status."""
     out = pd.Series("no_data", index=frame.index, dtype=object)
     if "contrast_k" not in frame:
         return out
@@ -359,8 +364,8 @@ def naive_status(frame: pd.DataFrame) -> pd.Series:
             hot = (c - mu) / sd >= NAIVE_Z if sd > 0 else np.zeros(len(c), bool)
         else:
             hot = np.zeros(len(c), bool)
-        n_hot = pd.Series(hot.astype(float)).rolling(3, min_periods=1).sum().to_numpy()
-        out.loc[g.index] = np.where(n_hot >= 2, "active", "idle")
+        n_hot = pd.Series(hot.astype(float)).rolling(window, min_periods=1).sum().to_numpy()
+        out.loc[g.index] = np.where(n_hot >= need, "active", "idle")
     # no_data rows keep the building's previous status
     s = out.where(valid)
     return s.groupby(frame["building_id"], sort=False).ffill().fillna("no_data")
@@ -479,6 +484,11 @@ def score_draw(sim: Path, export: Path) -> dict[str, Any]:
     vn = merged.loc[valid]
     res["naive_f1"] = _prf(vn["naive_status"].to_numpy() == "active", true)["f1"]
     alert_figures("naive_status", "naive_")
+    # the same z >= 3 test scene by scene (every hot scene after a cooler one is an alert)
+    merged["naive1_status"] = naive_status(merged, need=1, window=1).to_numpy()
+    vn = merged.loc[valid]
+    res["naive1_f1"] = _prf(vn["naive1_status"].to_numpy() == "active", true)["f1"]
+    alert_figures("naive1_status", "naive1_")
     return res
 
 
@@ -532,6 +542,8 @@ PER_DRAW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("n_switch_on", "switch-ons"),
     ("naive_f1", "naive F1"),
     ("naive_false_per_by", "naive false/b-yr"),
+    ("naive1_f1", "naive-1 F1"),
+    ("naive1_false_per_by", "naive-1 false/b-yr"),
     ("simulate_s", "sim s"),
     ("detect_s", "detect s"),
 )

@@ -45,7 +45,13 @@ def _write(tmp: Path) -> tuple[Path, Path]:
     truth, export = [], []
     for b, act, states, statuses, hot in (
         ("A", TRUTH_A, STATE_A, STATUS_A, [0.0] * 6 + [5.0] * 4),
-        ("B", [0] * 10, STATE_B, STATUS_B, [0.1, -0.1, 0.0, 0.05, -0.05] * 2),
+        (
+            "B",
+            [0] * 10,
+            STATE_B,
+            STATUS_B,
+            [0.1, -0.1, 0.0, 0.05, -0.05, 0.1, -0.1, 0.0, 1.0, -0.05],
+        ),
     ):
         for k, d in enumerate(DATES):
             truth.append(
@@ -118,6 +124,11 @@ def test_figures_of_a_hand_made_draw(ev: ModuleType, tmp_path: Path) -> None:
     # naive: A's contrast jumps by 5 K from d6, z >> 3: active from d7 (two of three)
     assert r["naive_n_alerts"] == 1 and r["naive_n_false"] == 0
     assert r["naive_f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    # naive single-scene: A active d6-d9 (TP d6 d8 d9, FP d7); B's one 1 K spike on d8 (z ~ 12
+    # against its idle-years sd of 0.09 K) is a false alert the two-of-three rule never raises
+    assert r["naive1_n_alerts"] == 2 and r["naive1_n_false"] == 1
+    assert r["naive1_f1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 0))
+    assert r["naive1_false_per_by"] == pytest.approx(1 / (2 * years))
 
 
 def test_missing_status_column_is_an_error(ev: ModuleType, tmp_path: Path) -> None:
