@@ -23,12 +23,10 @@ The model is an additive, robustly fitted two-way decomposition of the contrast 
   ``1.4826 * MAD`` (consistent with the standard deviation for Gaussian noise [1]_, [2]_), with the
   standard error of the baseline centre (``1.2533 * sigma / sqrt(n)``) added in quadrature and a
   floor ``sigma_floor_k``.
-* ``z = anomaly_k / sqrt(baseline_sigma_k**2 + w max(sigma_k**2 - s0**2, 0))`` where ``sigma_k`` is
-  the observation's own measurement uncertainty and ``s0`` the median ``sigma_k`` of the
-  building's baseline scenes of the same level: the baseline spread already contains typical
-  measurement noise, so only the excess uncertainty of a hazier-than-usual scene is added in
-  quadrature, at the share ``w`` of it that the baseline residuals of that level show
-  (:func:`measurement_weight`; ST_QA overstates the error).  This is the robust z-score of
+* ``z = anomaly_k / sqrt(baseline_sigma_k**2 + max(sigma_k**2 - s0**2, 0))`` where ``sigma_k`` is the
+  observation's own measurement uncertainty and ``s0`` the median ``sigma_k`` of the baseline
+  scenes: the baseline spread already contains typical measurement noise, so only the excess
+  uncertainty of a hazier-than-usual scene is added in quadrature.  This is the robust z-score of
   Iglewicz and Hoaglin [1]_ applied against a local background, the same construction as the
   background-sigma tests of VIIRS Nightfire [3]_ and the heat-island indices used to follow steel
   plant output with Landsat thermal data [4]_.
@@ -174,14 +172,6 @@ class AnomalyParams:
         a scene's believed-idle buildings, relative to that of a typical scene and shrunk
         towards 1, scales the scene's ``anomaly_sigma_k`` (:func:`scene_noise_factors`): a noisy
         day no longer looks like heat at several roofs, a quiet one counts fully.
-    weigh_measurement : bool
-        Count a row's measurement uncertainty above the building's typical one (per level) at
-        the share the baseline residuals show (True, :func:`measurement_weight`; about 0.06-0.09
-        of an L2 ST_QA excess on the stress draws); False counts all of it.  Counting all of an
-        ST_QA that overstates the error made most L2 rows' ``z`` too small, and the pooled
-        level factor that then scaled them back up did so for every roof alike, so the ``z`` of
-        large roofs (whose ST_QA varies least) came out too wide (robust spread 1.16 on idle
-        halls of 5,000 m2 and more) and of small ones too narrow (0.81).
     """
 
     min_valid_fraction: float = 0.5
@@ -198,7 +188,6 @@ class AnomalyParams:
     ridge_scenes: float = 5.0
     calibrate_levels: bool = True
     scene_noise: bool = True
-    weigh_measurement: bool = True
 
 
 def parse_baseline(baseline: str | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -927,73 +916,6 @@ def level_noise_factors(z: np.ndarray, use: np.ndarray, is_l1: np.ndarray) -> np
     return factor
 
 
-#: Quantile of ``|z|`` matched by :func:`measurement_weight` (the shoulders the CUSUM feels).
-MEASUREMENT_QUANTILE = 0.9
-#: Fewest baseline rows on each side (measurement uncertainty at most / above the building's
-#: typical one) for a level to get a weight of its own (else 1, the whole excess).
-MIN_WEIGHT_ROWS = 50
-#: Range searched for the weight.
-MEASUREMENT_WEIGHT_RANGE = (0.0, 4.0)
-
-
-def measurement_weight(
-    r: np.ndarray, row_sigma: np.ndarray, extra: np.ndarray, use: np.ndarray
-) -> float:
-    """Share ``w`` of the excess measurement variance that shows in the idle residuals.
-
-    A row's measurement uncertainty ``sigma_k`` above the building's typical one ``s0`` adds
-    ``extra = sigma_k**2 - s0**2`` to its variance.  For Level-2 rows ``sigma_k`` comes from
-    ST_QA, a per-pixel 1-sigma that overstates the error of clear pixels several times and
-    grows near cloud (USGS, Landsat 8-9 Collection 2 Level 2 Science Product Guide, LSDS-1619,
-    the ST_QA band; Cook et al. 2014): the rows it marks as uncertain are noisier, but by a
-    fraction of what it says.  ``w`` is measured on the baseline rows: it is the value at which
-    the :data:`MEASUREMENT_QUANTILE` quantile of ``|r| / sqrt(row_sigma**2 + w extra)`` over the
-    rows with ``extra > 0`` equals that of ``|r| / row_sigma`` over the rows without
-    (bisection, the quantile decreasing in ``w``), so a scene flagged as uncertain gets the
-    spread that such scenes show, no more and no less.
-
-    Parameters
-    ----------
-    r : numpy.ndarray
-        Residual of each row from its idle level, K.
-    row_sigma : numpy.ndarray
-        Spread of the building's idle residuals at each row, K.
-    extra : numpy.ndarray
-        Excess measurement variance of each row, K^2 (0 at or below the typical).
-    use : numpy.ndarray
-        Baseline rows of one level.
-
-    Returns
-    -------
-    float
-        ``w`` in :data:`MEASUREMENT_WEIGHT_RANGE`; 1 with fewer than :data:`MIN_WEIGHT_ROWS`
-        rows on either side.
-    """
-    ok = use & np.isfinite(r) & np.isfinite(row_sigma) & (row_sigma > 0) & np.isfinite(extra)
-    low = ok & (extra <= 0)
-    high = ok & (extra > 0)
-    if low.sum() < MIN_WEIGHT_ROWS or high.sum() < MIN_WEIGHT_ROWS:
-        return 1.0
-    target = float(np.quantile(np.abs(r[low]) / row_sigma[low], MEASUREMENT_QUANTILE))
-    rh, vh, eh = np.abs(r[high]), row_sigma[high] ** 2, extra[high]
-
-    def quantile(w: float) -> float:
-        return float(np.quantile(rh / np.sqrt(vh + w * eh), MEASUREMENT_QUANTILE))
-
-    lo, hi = MEASUREMENT_WEIGHT_RANGE
-    if quantile(lo) <= target:
-        return lo
-    if quantile(hi) >= target:
-        return hi
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        if quantile(mid) > target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 #: Pseudo-rows at factor 1 that shrink a scene's noise factor (a scene with 10 believed-idle
 #: buildings is weighted half by its own spread).
 SCENE_NOISE_PRIOR = 10.0
@@ -1259,18 +1181,8 @@ def compute_anomalies(
             z_screen = (resid_screen - fit) / sig_screen
             looks_active = ok & (z_screen > p.pool_z_max)
             continue
-        # each row's measurement uncertainty above the building's typical one for its level
-        # (an L1 brightness temperature and an L2 ST_QA are not one scale), counted at the
-        # share that the baseline residuals show (:func:`measurement_weight`)
-        lv = b_codes * 2 + scaled_scene[s_codes].astype(np.int64)
-        s0 = _group_median(lv, sig_meas, use, 2 * n_b)
-        extra = np.maximum(sig_meas**2 - np.nan_to_num(s0[lv]) ** 2, 0.0)
-        if p.weigh_measurement:
-            for rows_l in (scaled_scene[s_codes], ~scaled_scene[s_codes]):
-                w = measurement_weight(resid - fit, row_sigma, extra, use & rows_l)
-                extra = np.where(rows_l, w * extra, extra)
-                if rows_l.any():
-                    logger.debug("measurement weight of %d rows: %.3f", int(rows_l.sum()), w)
+        s0 = _group_median(b_codes, sig_meas, use, n_b)
+        extra = np.maximum(sig_meas**2 - np.nan_to_num(s0[b_codes]) ** 2, 0.0)
         total = np.sqrt(row_sigma**2 + extra + (beta * scene_sigma) ** 2)
         z = (resid - fit) / total
         if p.calibrate_levels and scaled_scene.any():

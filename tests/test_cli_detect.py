@@ -42,11 +42,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
-    """205 simulated products, 2018-11-02 to 2024-10-17 (Landsat 8 and 9): the
-    200th is of 2024-09-07, the 205th of 2024-10-17, and in-the-f (working since 2023-10-31) is
-    confirmed active on 2024-10-01, among the last five."""
+    """205 simulated products, 2019-04-11 to 2025-01-05 (Landsat 8 and 9)."""
     return simulated_set(
-        tmp_path_factory.mktemp("big"), n=205, start="2018-11-01", end="2024-10-20"
+        tmp_path_factory.mktemp("big"), n=205, start="2019-04-01", end="2025-01-10"
     )
 
 
@@ -101,13 +99,13 @@ def test_200_scenes_then_5_more(
     pd.testing.assert_series_equal(scenes["ingested"].loc[ingest_times.index], ingest_times)
     store_invariants(db, 205, n_buildings(fp))
 
-    # newly active since the first run's as-of (2024-09-07): printed, and true in the truth
+    # newly active since the first run's as-of (2024-11-26): printed, and true in the truth
     analysis = analyze_store(db)
     assert analysis is not None
     trans = analysis.transitions(since=first["as_of"])
     newly = trans[trans["to_status"] == "active"]
     assert len(newly) >= 1 and code == 3  # --fail-on-new
-    assert f"{len(newly)} building(s) became active since 2024-09-07" in out
+    assert f"{len(newly)} building(s) became active since 2024-11-26" in out
     truth = pd.read_csv(fp.parent / "truth.csv")
     truly_active = set(
         truth.loc[truth["active"].astype(bool), ["scene_id", "building_id"]].itertuples(
