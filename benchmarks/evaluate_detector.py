@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import time
 import warnings
 from pathlib import Path
@@ -310,10 +309,31 @@ def main() -> None:
         "dilution); the accumulated test over 6 scenes needs about 1/sqrt(6) of it for a "
         "persistent excess.",
     ]
-    # keep the stress-family sections of evaluate_stress.py that share this file
+    write_block(out, "\n".join(text))
+
+
+#: Markers of this script's block in a results file shared with ``evaluate_stress.py``.
+START, END = "<!-- kaesong:start -->", "<!-- kaesong:end -->"
+
+
+def write_block(out: Path, block: str) -> None:
+    """Write ``block`` between :data:`START` and :data:`END` of ``out``, keeping the rest.
+
+    The stress sections and every note around them stay as they are; a file from before the
+    markers had this block above its first stress section, which is where it goes.  Written to
+    a temporary file first and renamed, so an interrupted run leaves the old file whole.
+    """
     old = out.read_text() if out.is_file() else ""
-    kept = re.findall(r"<!-- stress:.*?:start -->.*?<!-- stress:.*?:end -->", old, flags=re.S)
-    out.write_text("\n".join(text) + "\n" + "".join("\n" + k + "\n" for k in kept))
+    new = f"{START}\n{block}\n{END}"
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        text = head + new + rest.split(END, 1)[1]
+    else:
+        cut = old.find("<!-- stress:")
+        text = new + ("\n\n" + old[cut:] if cut >= 0 else "\n")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text if text.endswith("\n") else text + "\n")
+    tmp.replace(out)
 
 
 if __name__ == "__main__":
