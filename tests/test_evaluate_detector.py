@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from _benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def ed() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_detector", ROOT / "benchmarks" / "evaluate_detector.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["evaluate_detector"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("evaluate_detector")
 
 
 STRESS = "<!-- stress:a:start -->\n## A\n<!-- stress:a:end -->\n"

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import geopandas as gpd
 import pandas as pd
 import pytest
+from _benchmarks import load_benchmark
 from shapely.geometry import box
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ev() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_stress", ROOT / "benchmarks" / "evaluate_stress.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["evaluate_stress"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("evaluate_stress")
 
 
 DATES = pd.date_range("2022-11-01 02:10", periods=10, freq="16D", tz="UTC")
