@@ -135,6 +135,11 @@ def _cli(args: Sequence[str], cwd: Path, log: Path, timeout: float) -> subproces
         )
 
 
+def _scales(heat_scale: float, noise_scale: float) -> dict[str, float]:
+    """The simulation scales other than 1, by name, in the order of ``simulate``'s options."""
+    return {k: x for k, x in (("heat", heat_scale), ("noise", noise_scale)) if x != 1.0}
+
+
 @dataclass(frozen=True)
 class Paths:
     """Files of one draw in the work directory."""
@@ -148,6 +153,11 @@ class Paths:
     period: tuple[str, str]
     heat_scale: float = 1.0
     noise_scale: float = 1.0
+
+    @property
+    def scales(self) -> dict[str, float]:
+        """The draw's scales other than 1, by name (``heat``, ``noise``), in that order."""
+        return _scales(self.heat_scale, self.noise_scale)
 
     @classmethod
     def of(
@@ -167,10 +177,7 @@ class Paths:
         """
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         name = f"stress{seed}" if period == (START, END) else f"stress{seed}_{'_'.join(period)}"
-        if heat_scale != 1.0:
-            name += f"_heat{heat_scale:g}"
-        if noise_scale != 1.0:
-            name += f"_noise{noise_scale:g}"
+        name += "".join(f"_{k}{x:g}" for k, x in _scales(heat_scale, noise_scale).items())
         return cls(
             sim=workdir / name,
             db=workdir / f"{name}.{tag}.db",
@@ -205,8 +212,9 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
         doc = json.loads(scen.read_text())
         same = (doc.get("scenario"), doc.get("start"), doc.get("end")) == ("stress", *p.period)
         stress = doc.get("stress", {})
-        same &= stress.get("schedule", {}).get("heat_scale", 1.0) == p.heat_scale
-        same &= stress.get("schedule", {}).get("noise_scale", 1.0) == p.noise_scale
+        schedule = stress.get("schedule", {})
+        same &= schedule.get("heat_scale", 1.0) == p.heat_scale
+        same &= schedule.get("noise_scale", 1.0) == p.noise_scale
         if same and stress.get("version") == STRESS_VERSION:
             return {"simulate_s": _stored(p.sim_timing).get("simulate_s"), "simulated": False}
         logger.warning(
@@ -217,10 +225,8 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
     t0 = time.perf_counter()
     args = ["simulate", str(p.sim), "--scenario", "stress", "--seed", str(seed)]
     args += ["--start", p.period[0], "--end", p.period[1], "--workers", str(workers)]
-    if p.heat_scale != 1.0:
-        args += ["--heat-scale", repr(p.heat_scale)]
-    if p.noise_scale != 1.0:
-        args += ["--noise-scale", repr(p.noise_scale)]
+    for k, x in p.scales.items():
+        args += [f"--{k}-scale", repr(x)]
     res = _cli(args, p.sim.parent, p.log, timeout)
     if res.returncode != 0 or not scen.is_file():
         raise RuntimeError(f"simulate exited with {res.returncode} (see {p.log})")
@@ -479,16 +485,13 @@ def score_draw(sim: Path, export: Path) -> dict[str, Any]:
     res["switch_on_missed_share"] = missed / len(per_event) if per_event else math.nan
     res["delay_median"] = float(np.median(delays)) if delays else math.nan
 
-    # naive baseline
-    merged["naive_status"] = naive_status(merged).to_numpy()
-    vn = merged.loc[valid]
-    res["naive_f1"] = _prf(vn["naive_status"].to_numpy() == "active", true)["f1"]
-    alert_figures("naive_status", "naive_")
-    # the same z >= 3 test scene by scene (every hot scene after a cooler one is an alert)
-    merged["naive1_status"] = naive_status(merged, need=1, window=1).to_numpy()
-    vn = merged.loc[valid]
-    res["naive1_f1"] = _prf(vn["naive1_status"].to_numpy() == "active", true)["f1"]
-    alert_figures("naive1_status", "naive1_")
+    # naive baseline: two hot scenes of three, and the same z >= 3 test scene by scene (every
+    # hot scene after a cooler one is an alert)
+    for name, need, window in (("naive", 2, 3), ("naive1", 1, 1)):
+        col = f"{name}_status"
+        merged[col] = naive_status(merged, need=need, window=window).to_numpy()
+        res[f"{name}_f1"] = _prf(merged[col].to_numpy()[valid] == "active", true)["f1"]
+        alert_figures(col, f"{name}_")
     return res
 
 
@@ -807,10 +810,9 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     cmd += " --redetect" if args.redetect else ""
     if period != (START, END):
         cmd += f" --start {period[0]} --end {period[1]}"
-    if args.heat_scale != 1.0:
-        cmd += f" --heat-scale {args.heat_scale:g}"
-    if args.noise_scale != 1.0:
-        cmd += f" --noise-scale {args.noise_scale:g}"
+    cmd += "".join(
+        f" --{k}-scale {x:g}" for k, x in _scales(args.heat_scale, args.noise_scale).items()
+    )
     meta = {
         "command": cmd,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}",

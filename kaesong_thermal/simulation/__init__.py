@@ -343,10 +343,9 @@ def simulate(
         raise ConfigError(f"start {start_d} is after end {end_d}")
     if workers is not None and (isinstance(workers, bool) or int(workers) < 0):
         raise ConfigError(f"workers {workers!r}: expected 0 (one per CPU) or more")
-    if heat_scale != 1.0 and scenario != "stress":
-        raise ConfigError(f"heat scale {heat_scale}: only the 'stress' scenario has one")
-    if noise_scale != 1.0 and scenario != "stress":
-        raise ConfigError(f"noise scale {noise_scale}: only the 'stress' scenario has one")
+    for what, scale in (("heat", heat_scale), ("noise", noise_scale)):
+        if scale != 1.0 and scenario != "stress":
+            raise ConfigError(f"{what} scale {scale}: only the 'stress' scenario has one")
     tasks = sorted(
         ((s, d) for s in sensors for d in acquisition_dates(s, start_d, end_d)),
         key=lambda t: (t[1], t[0]),

@@ -677,10 +677,9 @@ def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) ->
     """
     import geopandas as gpd
 
-    if not (math.isfinite(heat_scale) and heat_scale > 0):
-        raise ConfigError(f"heat scale {heat_scale}: must be a positive number")
-    if not (math.isfinite(noise_scale) and noise_scale > 0):
-        raise ConfigError(f"noise scale {noise_scale}: must be a positive number")
+    for what, scale in (("heat", heat_scale), ("noise", noise_scale)):
+        if not (math.isfinite(scale) and scale > 0):
+            raise ConfigError(f"{what} scale {scale}: must be a positive number")
     park = draw_park(seed)
     rng = np.random.default_rng(stable_seed(seed, "stress-schedule"))
     n = len(park.polygons)
