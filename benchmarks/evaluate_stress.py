@@ -135,9 +135,10 @@ def _cli(args: Sequence[str], cwd: Path, log: Path, timeout: float) -> subproces
         )
 
 
-def _scales(heat_scale: float, noise_scale: float) -> dict[str, float]:
+def _scales(heat_scale: float, noise_scale: float, material_scale: float = 1.0) -> dict[str, float]:
     """The simulation scales other than 1, by name, in the order of ``simulate``'s options."""
-    return {k: x for k, x in (("heat", heat_scale), ("noise", noise_scale)) if x != 1.0}
+    named = (("heat", heat_scale), ("noise", noise_scale), ("material", material_scale))
+    return {k: x for k, x in named if x != 1.0}
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,12 @@ class Paths:
     period: tuple[str, str]
     heat_scale: float = 1.0
     noise_scale: float = 1.0
+    material_scale: float = 1.0
 
     @property
     def scales(self) -> dict[str, float]:
-        """The draw's scales other than 1, by name (``heat``, ``noise``), in that order."""
-        return _scales(self.heat_scale, self.noise_scale)
+        """The draw's scales other than 1, by name (``heat``, ``noise``, ``material``)."""
+        return _scales(self.heat_scale, self.noise_scale, self.material_scale)
 
     @classmethod
     def of(
@@ -168,16 +170,18 @@ class Paths:
         period: tuple[str, str] = (START, END),
         heat_scale: float = 1.0,
         noise_scale: float = 1.0,
+        material_scale: float = 1.0,
     ) -> Paths:
         """The simulation is shared by every label; the store and export are the label's.
 
         A period other than the default gets its own simulation (``stress<seed>_<start>_<end>``),
-        as does a heat or noise scale other than 1 (``stress<seed>_heat<scale>``,
-        ``..._noise<scale>``).
+        as does a heat, noise or material scale other than 1 (``stress<seed>_heat<scale>``,
+        ``..._noise<scale>``, ``..._material<scale>``).
         """
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         name = f"stress{seed}" if period == (START, END) else f"stress{seed}_{'_'.join(period)}"
-        name += "".join(f"_{k}{x:g}" for k, x in _scales(heat_scale, noise_scale).items())
+        scales = _scales(heat_scale, noise_scale, material_scale)
+        name += "".join(f"_{k}{x:g}" for k, x in scales.items())
         return cls(
             sim=workdir / name,
             db=workdir / f"{name}.{tag}.db",
@@ -188,6 +192,7 @@ class Paths:
             period=period,
             heat_scale=heat_scale,
             noise_scale=noise_scale,
+            material_scale=material_scale,
         )
 
 
@@ -215,11 +220,10 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
         schedule = stress.get("schedule", {})
         same &= schedule.get("heat_scale", 1.0) == p.heat_scale
         same &= schedule.get("noise_scale", 1.0) == p.noise_scale
+        same &= schedule.get("material_scale", 1.0) == p.material_scale
         if same and stress.get("version") == STRESS_VERSION:
             return {"simulate_s": _stored(p.sim_timing).get("simulate_s"), "simulated": False}
-        logger.warning(
-            "%s: another period, heat, noise or generator version: simulating again", p.sim
-        )
+        logger.warning("%s: another period, scale or generator version: simulating again", p.sim)
     if p.sim.exists():
         shutil.rmtree(p.sim)
     t0 = time.perf_counter()
@@ -767,6 +771,12 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
         default=1.0,
         help="factor on the surface-noise sd range (simulate --noise-scale; default 1)",
     )
+    parser.add_argument(
+        "--material-scale",
+        type=float,
+        default=1.0,
+        help="wider roof materials, L2 at a 90 m emissivity (simulate --material-scale; default 1)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -783,7 +793,15 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     draws: dict[str, Any] = {}
     for k, seed in enumerate(seeds):
         t = time.perf_counter()
-        p = Paths.of(workdir, seed, args.label, period, args.heat_scale, args.noise_scale)
+        p = Paths.of(
+            workdir,
+            seed,
+            args.label,
+            period,
+            args.heat_scale,
+            args.noise_scale,
+            args.material_scale,
+        )
         draws[str(seed)] = run_draw(p, seed, args.workers, args.redetect, args.timeout)
         d = draws[str(seed)]
         status = d.get("error") or (
@@ -810,9 +828,8 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     cmd += " --redetect" if args.redetect else ""
     if period != (START, END):
         cmd += f" --start {period[0]} --end {period[1]}"
-    cmd += "".join(
-        f" --{k}-scale {x:g}" for k, x in _scales(args.heat_scale, args.noise_scale).items()
-    )
+    scales = _scales(args.heat_scale, args.noise_scale, args.material_scale)
+    cmd += "".join(f" --{k}-scale {x:g}" for k, x in scales.items())
     meta = {
         "command": cmd,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}",

@@ -410,7 +410,11 @@ def test_heat_scale_warms_the_working_roofs_of_the_same_park(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("what", "bad_draw", "bad_cli"),
-    [("heat", {"heat_scale": 0.0}, "-1"), ("noise", {"noise_scale": float("nan")}, "0")],
+    [
+        ("heat", {"heat_scale": 0.0}, "-1"),
+        ("noise", {"noise_scale": float("nan")}, "0"),
+        ("material", {"material_scale": 0.5}, "0.5"),
+    ],
 )
 def test_scales_must_be_positive_and_are_for_the_stress_family(
     what: str,
@@ -474,3 +478,75 @@ def test_noise_scale_makes_the_same_park_noisier(tmp_path: Path) -> None:
         assert 0.5 < float(diff.std()) / sd[day] < 1.0
         checked += 1
     assert checked >= 2
+
+
+# --------------------------------------------------------------------------- material scale
+
+
+def test_level2_retrieval_with_a_wrong_emissivity_reads_colder_and_follows_the_season() -> None:
+    from kaesong_thermal.simulation import physics as ph
+
+    k1, k2 = 774.8853, 1321.0789  # TIRS band 10
+    summer = ph.Atmosphere(0.62, 2.8, 4.6, 0.0)
+    winter = ph.Atmosphere(0.92, 0.45, 0.75, 0.0)
+    t = np.array([305.0])
+    assert ph.retrieved_surface_k(t, 0.96, 0.96, summer, k1, k2)[0] == pytest.approx(305.0)
+    hot = ph.retrieved_surface_k(t, 0.80, 0.96, summer, k1, k2)[0] - 305.0
+    cold = ph.retrieved_surface_k(np.array([275.0]), 0.80, 0.96, winter, k1, k2)[0] - 275.0
+    # the linearised bias (eps_a - eps)(B - L_down) / (eps_a dB/dT): -6.4 K and -8.4 K
+    assert -7.0 < hot < -6.2 and -9.2 < cold < -8.2
+    assert hot - cold > 1.5  # a summer-peaked swing of the idle contrast
+
+
+def test_material_scale_widens_the_roofs_of_the_same_park(tmp_path: Path) -> None:
+    from kaesong_thermal.simulation import physics as ph
+
+    one, four = sx.draw_stress(3), sx.draw_stress(3, material_scale=4.0)
+    assert one.footprints.geometry.equals(four.footprints.geometry)
+    assert one.events == four.events
+    assert [p.periods for p in one.plans] == [p.periods for p in four.plans]
+    assert all(p.emissivity is None for p in one.plans) and one.physics.l2_emissivity_px == 0
+    assert four.physics.l2_emissivity_px == 3
+    eps = np.array([p.emissivity for p in four.plans], float)
+    typ = np.array([ph.ROOF_TYPES[p.roof_type][1] for p in four.plans])
+    assert np.all(eps <= typ + 1e-9) and np.all(1 - eps <= 4 * (1 - typ) + 1e-9)
+    assert eps.min() < 0.85 and eps.max() > 0.9
+    ratio = np.array([b.gain_k / a.gain_k for a, b in zip(one.plans, four.plans, strict=True)])
+    assert ratio.min() >= 1 / 1.45 - 1e-3 and ratio.max() <= 1.45 + 1e-3
+    assert ratio.max() - ratio.min() > 0.3
+    assert four.to_json()["schedule"]["material_scale"] == 4.0
+    kw = {"scenario": "stress", "seed": 3, "start": "2025-09-01", "end": "2025-11-30"}
+    a = simulate(tmp_path / "a", **kw)  # type: ignore[arg-type]
+    b = simulate(tmp_path / "b", material_scale=4.0, **kw)  # type: ignore[arg-type]
+    assert pd.read_csv(a.truth_path).equals(pd.read_csv(b.truth_path))  # the same activity
+    doc = json.loads(b.scenario_path.read_text())
+    assert doc["stress"]["physics"]["l2_emissivity_px"] == 3
+    assert [x["emissivity"] for x in doc["buildings"]] == [p.emissivity for p in four.plans]
+    fp = gpd.read_file(a.footprints_path)
+    l2 = [q for q in a.products if "_L2SP_" in q.name]
+    assert len(l2) == 3
+    wins = [kt.open_scene(q).read_kelvin() for q in l2]
+    k = int(np.argmax([np.isfinite(w.kelvin).mean() for w in wins]))  # the clearest one
+    wa = wins[k]
+    wb = kt.open_scene(b.outdir / "products" / l2[k].name).read_kelvin()
+    ka, kb = wa.kelvin, wb.kelvin
+    from rasterio.features import rasterize
+
+    utm = fp.to_crs(wa.crs)
+    shapes = [(g, k + 1) for k, g in enumerate(utm.geometry)]
+    lab = rasterize(shapes, out_shape=ka.shape, transform=wa.transform)
+    near = [(g.buffer(300), 1) for g in utm.geometry]
+    far = rasterize(near, out_shape=ka.shape, transform=wa.transform)
+    ok = np.isfinite(ka) & np.isfinite(kb)
+    # away from the park little changes (only where the emissivity changes within 90 m: the
+    # edges of water, woods and fields); on the roofs, the darker the roof the colder its L2
+    away = np.abs((kb - ka)[ok & (far == 0)])
+    assert np.median(away) < 0.01 and np.quantile(away, 0.9) < 0.1
+    diff = kb - ka
+    drop = np.array(
+        [diff[m].mean() if (m := ok & (lab == k + 1)).any() else np.nan for k in range(len(fp))]
+    )
+    keep = np.isfinite(drop)
+    assert keep.sum() >= 10
+    assert np.corrcoef(eps[keep], drop[keep])[0, 1] > 0.7
+    assert np.nanmin(drop) < -3.0

@@ -72,6 +72,13 @@ def register(subparsers: Any) -> None:
         default=1.0,
         help="stress scenario: factor on the range of the surface-noise sd (default 1)",
     )
+    p.add_argument(
+        "--material-scale",
+        type=float,
+        default=1.0,
+        help="stress scenario: how much wider roof emissivity and solar gain are drawn, with "
+        "Level-2 retrieved at a 90 m emissivity (at least 1; default 1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         heat_scale=args.heat_scale,
         noise_scale=args.noise_scale,
+        material_scale=args.material_scale,
     )
     print(f"simulated {res.n_scenes} products (synthetic) in {res.outdir / 'products'}")
     print(f"truth: {res.truth_path}")

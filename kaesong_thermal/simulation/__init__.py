@@ -196,7 +196,11 @@ def simulate_acquisition(
         c = wr.NOMINAL_THERMAL[spec.code]
         for r0, s in strips:
             if level == "L2":
-                pw.write("thermal", r0, wr.scale_st(s.surface_k + d.atm.st_error_k, s.fill))
+                st_k: np.ndarray = s.surface_k
+                if stress is not None and stress.l2_emissivity_px > 0:
+                    eps_a = stress.assumed_emissivity(s.emissivity)
+                    st_k = ph.retrieved_surface_k(st_k, s.emissivity, eps_a, d.atm, c.k1, c.k2)
+                pw.write("thermal", r0, wr.scale_st(st_k + d.atm.st_error_k, s.fill))
                 pw.write("st_qa", r0, wr.scale_int16(s.sigma_k, wr.ST_QA_MULT_K, s.fill))
                 pw.write("cdist", r0, wr.scale_int16(s.cdist_km, 0.01, s.fill))
             else:
@@ -268,6 +272,7 @@ def simulate(
     workers: int | None = 1,
     heat_scale: float = 1.0,
     noise_scale: float = 1.0,
+    material_scale: float = 1.0,
 ) -> SimulationResult:
     """Simulate Landsat Collection 2 thermal products of Kaesong with ground truth.
 
@@ -307,6 +312,10 @@ def simulate(
     noise_scale
         ``"stress"`` only: factor on the range of each scene's surface-noise sd; 1 for the
         other scenarios.
+    material_scale
+        ``"stress"`` only, at least 1: how much wider the roofs' emissivity and solar gain are
+        drawn, with Level-2 surface temperature retrieved at a 90 m emissivity above 1
+        (:func:`kaesong_thermal.simulation.stress.draw_stress`); 1 for the other scenarios.
 
     Returns
     -------
@@ -318,8 +327,9 @@ def simulate(
     ------
     kaesong_thermal.errors.ConfigError
         Unknown scenario, level, sensor or size, a malformed date, ``start`` after ``end``, no
-        acquisition of the sensors in the period, negative ``workers``, a ``heat_scale`` or
-        ``noise_scale`` that is not positive or not 1 outside ``"stress"``, or an ``outdir`` that
+        acquisition of the sensors in the period, negative ``workers``, a ``heat_scale``,
+        ``noise_scale`` or ``material_scale`` that is out of range or not 1 outside
+        ``"stress"``, or an ``outdir`` that
         cannot be created.
     kaesong_thermal.errors.FootprintError
         The footprints cannot be read or have no usable features.
@@ -343,7 +353,7 @@ def simulate(
         raise ConfigError(f"start {start_d} is after end {end_d}")
     if workers is not None and (isinstance(workers, bool) or int(workers) < 0):
         raise ConfigError(f"workers {workers!r}: expected 0 (one per CPU) or more")
-    for what, scale in (("heat", heat_scale), ("noise", noise_scale)):
+    for what, scale in (("heat", heat_scale), ("noise", noise_scale), ("material", material_scale)):
         if scale != 1.0 and scenario != "stress":
             raise ConfigError(f"{what} scale {scale}: only the 'stress' scenario has one")
     tasks = sorted(
@@ -365,7 +375,7 @@ def simulate(
     if scenario == "stress":
         if footprints is not None:
             raise ConfigError("scenario 'stress' draws its own park: do not give footprints")
-        drawn = draw_stress(seed, heat_scale, noise_scale)
+        drawn = draw_stress(seed, heat_scale, noise_scale, material_scale)
         fp = drawn.footprints
     else:
         fp = load_scenario_footprints(footprints)

@@ -30,6 +30,13 @@ References
    Landsat thermal data archive and initial testing of the atmospheric compensation component
    of a Land Surface Temperature (LST) product from the archive", Remote Sensing 6:11244-11266
    (Landsat surface temperature errors of about 1-2 K, larger in humid atmospheres).
+.. [9] Hulley, G. C. et al. (2015), "The ASTER Global Emissivity Dataset (ASTER GED): mapping
+   Earth's emissivity at 100 meter spatial scale", Geophysical Research Letters 42:7966-7976;
+   USGS, "Landsat 8-9 Collection 2 Level 2 Science Product Guide", LSDS-1619 (the Level-2
+   surface temperature inverts the at-sensor radiance with ASTER GED emissivity at 100 m).
+.. [10] Salisbury, J. W. and D'Aria, D. M. (1992), "Emissivity of terrestrial materials in the
+   8-14 um atmospheric window", Remote Sensing of Environment 42:83-106 (construction materials
+   and paints near 0.9-0.97; bare and weathered metal surfaces far lower).
 """
 
 from __future__ import annotations
@@ -299,6 +306,30 @@ def at_sensor_radiance(
         + atm.transmittance * (1 - eps) * atm.downwelling
         + atm.upwelling
     )
+
+
+def retrieved_surface_k(
+    surface_k: NDArray[np.floating],
+    emissivity: NDArray[np.floating] | float,
+    assumed_emissivity: NDArray[np.floating] | float,
+    atm: Atmosphere,
+    k1: float,
+    k2: float,
+) -> NDArray[np.float64]:
+    """Surface temperature a single-channel retrieval gives with an assumed emissivity [6]_ [9]_.
+
+    The at-sensor radiance of the true surface (:func:`at_sensor_radiance`) is inverted with
+    the scene's atmosphere and the emissivity the retrieval assumes,
+    ``B(T) = ((L - L_up) / tau - (1 - eps_a) L_down) / eps_a``. Where ``eps_a`` equals the
+    true emissivity this returns ``surface_k``; a roof darker in the thermal band than its
+    100 m surroundings (``eps < eps_a``) reads colder by about
+    ``(eps_a - eps) (B(T) - L_down) / (eps_a dB/dT)``, which changes with the atmosphere and
+    the season.
+    """
+    rad = at_sensor_radiance(surface_k, emissivity, atm, k1, k2)
+    eps_a = np.asarray(assumed_emissivity, np.float64)
+    b = ((rad - atm.upwelling) / atm.transmittance - (1 - eps_a) * atm.downwelling) / eps_a
+    return brightness_temperature_k(np.maximum(b, 1e-6), k1, k2)
 
 
 def psf_kernel_1d(native_m: float, fine_m: float, optical_sigma_m: float = 20.0) -> NDArray:

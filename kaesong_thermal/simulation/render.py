@@ -180,7 +180,9 @@ def build_static(
     gain_f = gain_lut[lc]
     for k, p in enumerate(plans):
         sel = roof_flat[roof_bid == k]
-        eps_f.ravel()[sel] = ph.ROOF_TYPES[p.roof_type][1]
+        eps_f.ravel()[sel] = (
+            p.emissivity if p.emissivity is not None else ph.ROOF_TYPES[p.roof_type][1]
+        )
         gain_f.ravel()[sel] = ph.ROOF_TYPES[p.roof_type][0]
     b_core = bidx[core]
     building_px = []

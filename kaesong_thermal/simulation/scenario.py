@@ -200,6 +200,7 @@ class BuildingPlan:
     roles: list[str] = field(default_factory=list)
     gain_k: float | None = None  # own solar gain, K (default: that of the roof type)
     reclad_gain_k: float | None = None  # own solar gain after a re-cladding, K
+    emissivity: float | None = None  # own thermal-band emissivity (default: the roof type's)
 
     def solar_gain_on(self, day: date) -> float:
         """Solar gain of the roof on ``day``, K per unit sin(sun elevation).
@@ -496,6 +497,8 @@ def plans_to_json(plans: Iterable[BuildingPlan]) -> list[dict[str, Any]]:
             out[-1]["gain_k"] = p.gain_k
         if p.reclad_gain_k is not None:
             out[-1]["reclad_gain_k"] = p.reclad_gain_k
+        if p.emissivity is not None:
+            out[-1]["emissivity"] = p.emissivity
     return out
 
 

@@ -25,6 +25,12 @@ References
 .. [5] Neufert, E. and P. (2012), "Architects' Data", 4th ed., Wiley-Blackwell, industrial
    buildings (street grids of 200-350 m blocks; sheds from small workshops to 100 x 150 m halls,
    fire separation of about 10-20 m between neighbouring sheds).
+.. [6] Hulley, G. C. et al. (2015), "The ASTER Global Emissivity Dataset (ASTER GED): mapping
+   Earth's emissivity at 100 meter spatial scale", Geophysical Research Letters 42:7966-7976
+   (the emissivity the Collection 2 Level-2 surface temperature assumes).
+.. [7] Salisbury, J. W. and D'Aria, D. M. (1992), "Emissivity of terrestrial materials in the
+   8-14 um atmospheric window", Remote Sensing of Environment 42:83-106 (construction materials
+   and paints near 0.9-0.97; bare and weathered metal surfaces far lower).
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ class StressPhysics:
     yard: Any = dc_field(repr=False)  # shapely polygon (UTM) of the unmapped yard
     town: tuple[float, float, float] = (0.0, 0.0, 0.0)  # x, y, radius of the town (m)
     stream: tuple[float, float, float] = (0.0, 0.0, 0.0)  # x, y of a point, direction (rad)
+    l2_emissivity_px: int = 0  # box (30 m pixels) of the emissivity the L2 retrieval assumes
     _cache: dict[str, Any] = dc_field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------- static maps
@@ -154,6 +161,15 @@ class StressPhysics:
         return lc
 
     # ----------------------------------------------------------------- per-scene hooks
+
+    def assumed_emissivity(self, emissivity: NDArray[np.floating]) -> NDArray[np.float64]:
+        """The emissivity a Level-2 retrieval assumes over ``emissivity`` (rows of a scene).
+
+        A mean over ``l2_emissivity_px`` x ``l2_emissivity_px`` pixels, the 90 m of a map such
+        as ASTER GED that the Collection 2 surface temperature uses [6]_ (edges repeated).
+        """
+        k = max(1, int(self.l2_emissivity_px))
+        return ndimage.uniform_filter(np.asarray(emissivity, np.float64), size=k, mode="nearest")
 
     def core_kernel(self, native_m: float) -> NDArray[np.float64]:
         """1-D core PSF: the drawn detector footprint (scaled to the sensor) * optical blur [1]_."""
@@ -343,6 +359,7 @@ class StressPhysics:
             "noise_scale_m_range": [round(x, 1) for x in self.noise_scale_m],
             "l2_offset_max_k": round(self.l2_offset_max_k, 3),
             "l1_only_share": round(self.l1_only_share, 4),
+            "l2_emissivity_px": self.l2_emissivity_px,
             "both_share": round(self.both_share, 4),
             "tar_share": round(self.tar_share, 4),
             "yard_date": self.yard_date.isoformat(),
@@ -652,7 +669,9 @@ def _operation(rng: np.random.Generator, start: date, stop: date, p_break: float
     return out
 
 
-def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) -> StressDraw:
+def draw_stress(
+    seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0, material_scale: float = 1.0
+) -> StressDraw:
     """Draw one park, its schedules and confounders, and its physics (deterministic in seed).
 
     Parameters
@@ -668,6 +687,17 @@ def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) ->
     noise_scale
         Factor on the range of each scene's surface-noise sd (0.5-1 K at ``noise_scale=1``);
         nothing else changes: the same park and schedules under a noisier background.
+    material_scale
+        At least 1: how much wider than the family's range the roofs' materials are drawn
+        (1: each roof type's emissivity, solar gain within +-15 %, and Level-2 products that
+        carry the kinetic surface temperature). Above 1 each roof's emissivity deficit
+        ``1 - eps`` is its type's times a factor drawn uniformly in [1, X] (at 4, light metal
+        0.72-0.93, concrete 0.80-0.95 [7]_), its solar gain is multiplied by a factor in
+        [1 / (1 + w), 1 + w] with ``w = 0.15 (X - 1)``, and the Level-2 surface temperature is
+        retrieved with a 90 m mean emissivity (:meth:`StressPhysics.assumed_emissivity`), so a
+        roof darker in the thermal band than its surroundings reads colder by an amount that
+        follows the atmosphere and the season. Drawn from a generator of its own: the park,
+        schedules and physics are those of ``X = 1``.
 
     Returns
     -------
@@ -680,6 +710,8 @@ def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) ->
     for what, scale in (("heat", heat_scale), ("noise", noise_scale)):
         if not (math.isfinite(scale) and scale > 0):
             raise ConfigError(f"{what} scale {scale}: must be a positive number")
+    if not (math.isfinite(material_scale) and material_scale >= 1):
+        raise ConfigError(f"material scale {material_scale}: must be a number of at least 1")
     park = draw_park(seed)
     rng = np.random.default_rng(stable_seed(seed, "stress-schedule"))
     n = len(park.polygons)
@@ -813,6 +845,17 @@ def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) ->
         ),
     }
 
+    if material_scale != 1.0:
+        mrng = np.random.default_rng(stable_seed(seed, "stress-materials"))
+        w = 0.15 * (material_scale - 1.0)
+        for plan in plans:
+            deficit = (1.0 - ph.ROOF_TYPES[plan.roof_type][1]) * mrng.uniform(1.0, material_scale)
+            plan.emissivity = round(1.0 - float(deficit), 4)
+            f = float(mrng.uniform(1.0 / (1.0 + w), 1.0 + w))
+            if plan.gain_k is not None:
+                plan.gain_k = round(plan.gain_k * f, 3)
+            if plan.reclad_gain_k is not None:
+                plan.reclad_gain_k = round(plan.reclad_gain_k * f, 3)
     prng = np.random.default_rng(stable_seed(seed, "stress-physics"))
     physics = StressPhysics(
         seed=seed,
@@ -827,6 +870,7 @@ def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) ->
         both_share=float(prng.uniform(0.0, 0.3)),
         tar_share=float(prng.uniform(0.0, 0.5)),
         yard_date=yard_day,
+        l2_emissivity_px=3 if material_scale != 1.0 else 0,
         blocks=park.blocks,
         streets=park.streets,
         yard=park.yard,
@@ -852,6 +896,7 @@ def draw_stress(seed: int, heat_scale: float = 1.0, noise_scale: float = 1.0) ->
         "reclad_step_k": round(step, 3),
         "heat_scale": heat_scale,
         "noise_scale": noise_scale,
+        "material_scale": material_scale,
     }
     gdf = gpd.GeoDataFrame(
         {"building_id": ids, "kind": [kinds[i] for i in ids]},
