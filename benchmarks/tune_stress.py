@@ -9,7 +9,8 @@ scored with ``evaluate_stress.py`` alone, with the defaults chosen here.
 Usage::
 
     python benchmarks/tune_stress.py --seeds 101,103,105,109 --label after \\
-        --variants '{"default": {}, "k075": {"cusum_k": 0.75}}' [--workdir /tmp/stress]
+        --variants '{"default": {}, "k075": {"cusum_k": 0.75}}' [--workdir /tmp/stress] \\
+        [--heat-scale 5] [--noise-scale 1] [--material-scale 1]
 """
 
 from __future__ import annotations
@@ -45,16 +46,27 @@ KEYS = (
 EXPORT_COLUMNS = ["scene_id", "building_id", "acquired", "state", "status", "contrast_k"]
 
 
-def score_variant(workdir: Path, seed: int, label: str, name: str, kw: dict[str, Any]) -> dict:
-    """Analyse one stored draw with ``kw`` and score it; returns the harness's figures."""
-    db = workdir / f"stress{seed}.{label}.db"
-    with Store(db, create=False) as st:
+def score_variant(
+    workdir: Path,
+    seed: int,
+    label: str,
+    name: str,
+    kw: dict[str, Any],
+    scales: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> dict:
+    """Analyse one stored draw with ``kw`` and score it; returns the harness's figures.
+
+    ``scales`` (heat, noise, material) select the draw's directory as ``evaluate_stress.py``
+    names it.
+    """
+    paths = es.Paths.of(workdir, seed, label, (es.START, es.END), *scales)
+    with Store(paths.db, create=False) as st:
         obs = st.observations()
     use_fp = bool(kw.pop("footprints", True))
-    analysis = kt.analyze(obs, footprints=stored_footprints(db) if use_fp else None, **kw)
-    out = workdir / f"stress{seed}.tune-{name}.csv"
+    analysis = kt.analyze(obs, footprints=stored_footprints(paths.db) if use_fp else None, **kw)
+    out = workdir / f"{paths.sim.name}.tune-{name}.csv"
     analysis.observations[EXPORT_COLUMNS].to_csv(out, index=False)
-    return es.score_draw(workdir / f"stress{seed}", out)
+    return es.score_draw(paths.sim, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", default="after", help="label of the stored draws to re-analyse")
     ap.add_argument("--variants", required=True, help="JSON: name -> analyze() keyword arguments")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/stress"))
+    for what in ("heat", "noise", "material"):
+        ap.add_argument(f"--{what}-scale", type=float, default=1.0, help="as evaluate_stress.py")
     args = ap.parse_args(argv)
+    scales = (args.heat_scale, args.noise_scale, args.material_scale)
     rows = []
     for name, kw in json.loads(args.variants).items():
         for seed in (int(s) for s in args.seeds.split(",")):
-            res = score_variant(args.workdir, seed, args.label, name, dict(kw))
+            res = score_variant(args.workdir, seed, args.label, name, dict(kw), scales)
             rows.append({"variant": name, "seed": seed, **{k: res.get(k) for k in KEYS}})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)

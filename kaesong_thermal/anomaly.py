@@ -165,6 +165,17 @@ class AnomalyParams:
         the pooled spread is too wide for L2 rows and too narrow for L1 rows.  The roof-noise
         part of each level's ``anomaly_sigma_k`` is multiplied by the spread of that level's
         baseline ``z`` over all buildings (:func:`level_noise_factors`).
+    baseline_steps : bool
+        Let each building's idle level step once inside the baseline period (True): the period
+        is known idle, so a lasting shift of a roof's contrast there (a roof re-clad, a
+        building demolished, a yard paved beside it) is a change of the site, not activity.
+        A building whose baseline residuals carry a step significant at ``step_alpha``
+        (:func:`baseline_change_points`) gets two more columns in its idle regression, the step
+        and the step times ``sin(sun elevation)`` (a change of the roof's solar gain), carried
+        on to every later scene: the idle level after the change is the one later scenes are
+        tested against.
+    step_alpha : float
+        Per-building false-step rate of that test (0.001).
     scene_noise : bool
         Give every scene its own noise scale (True): the roof-to-ring noise of a scene (the
         structure of its surface and atmosphere at the roofs' scale) differs from scene to scene,
@@ -188,6 +199,8 @@ class AnomalyParams:
     ridge_scenes: float = 5.0
     calibrate_levels: bool = True
     scene_noise: bool = True
+    baseline_steps: bool = True
+    step_alpha: float = 0.001
 
 
 def parse_baseline(baseline: str | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -700,6 +713,136 @@ def fit_idle_regression(
     return fit, coef, spread, leverage, n_fit
 
 
+def bridge_critical_value(alpha: float) -> float:
+    """Critical value ``c`` with ``P(sup |B(t)| > c) = alpha`` for a Brownian bridge ``B``.
+
+    The limiting null distribution of the standardised CUSUM of a series without a change
+    (Kolmogorov's distribution, ``P(sup |B| > c) = 2 sum_k (-1)**(k-1) exp(-2 k**2 c**2)``;
+    Ploberger and Kraemer 1992); solved by bisection.
+
+    Parameters
+    ----------
+    alpha : float
+        Tail probability in (0, 1).
+
+    Returns
+    -------
+    float
+        ``c`` (1.358 at 0.05, 1.628 at 0.01, 1.949 at 0.001).
+
+    References
+    ----------
+    .. [1] Ploberger, W. and Kraemer, W. (1992). The CUSUM test with OLS residuals.
+       *Econometrica* 60(2), 271-285.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise AnalysisError(f"step_alpha {alpha}: must lie between 0 and 1")
+
+    def tail(c: float) -> float:
+        k = np.arange(1, 101)
+        return float(2.0 * np.sum((-1.0) ** (k - 1) * np.exp(-2.0 * k**2 * c**2)))
+
+    lo, hi = 0.3, 5.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if tail(mid) > alpha else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def baseline_change_points(
+    codes: np.ndarray,
+    times: np.ndarray,
+    resid: np.ndarray,
+    use: np.ndarray,
+    n_groups: int,
+    alpha: float = 0.001,
+    min_side: int = 10,
+    solar: np.ndarray | None = None,
+) -> np.ndarray:
+    """Time of a lasting step in each group's residuals, where a fluctuation test finds one.
+
+    On each group's ``use`` rows in time order, the residuals ``r`` are winsorised at three
+    robust sigma (``1.4826 MAD``; a sporadic hot scene does not make a step) and centred.  Two
+    cumulative-sum processes are tested: the level, ``sum_{i<=k} r_i / (sigma sqrt(n))`` (the
+    OLS-CUSUM of Ploberger and Kraemer 1992), and, given ``solar``, the solar response,
+    ``sum_{i<=k} s_i r_i / (sigma sqrt(n))`` with ``s`` the group's standardised ``solar`` (a
+    score-based CUSUM of that coefficient, Zeileis and Hornik 2007): a change of a roof's solar
+    gain shows in the second even when its mean over the year is small.  Each is compared with
+    the Brownian-bridge critical value (:func:`bridge_critical_value`) at ``alpha`` split
+    between the processes (Bonferroni).  The step is placed after the row where the larger
+    process peaks, with at least ``min_side`` rows on either side.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Group (building) code per row.
+    times : numpy.ndarray
+        ``int64`` time per row (nanoseconds); rows of a group need not be sorted.
+    resid : numpy.ndarray
+        Residuals of the idle fit per row.
+    use : numpy.ndarray
+        Rows entering the test (the baseline rows).
+    n_groups : int
+        Number of groups.
+    alpha : float
+        Per-group false-step rate.
+    min_side : int
+        Fewest rows before and after a step.
+    solar : numpy.ndarray, optional
+        Solar term per row (e.g. ``sin`` of the sun elevation).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` per group: the time of the first row after the step, or the largest
+        ``int64`` where no step is found.
+
+    References
+    ----------
+    .. [1] Ploberger, W. and Kraemer, W. (1992). The CUSUM test with OLS residuals.
+       *Econometrica* 60(2), 271-285.
+    .. [2] Zeileis, A. and Hornik, K. (2007). Generalized M-fluctuation tests for parameter
+       instability. *Statistica Neerlandica* 61(4), 488-508.
+    """
+    none = np.iinfo(np.int64).max
+    out = np.full(n_groups, none, dtype=np.int64)
+    n_proc = 1 if solar is None else 2
+    crit = bridge_critical_value(alpha / n_proc)
+    rows = np.flatnonzero(np.asarray(use, bool) & np.isfinite(resid))
+    if solar is not None:
+        rows = rows[np.isfinite(solar[rows])]
+    if rows.size == 0:
+        return out
+    order = rows[np.lexsort((times[rows], codes[rows]))]
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    for part in np.split(order, bounds):
+        n = part.size
+        if n < 2 * min_side:
+            continue
+        r = resid[part].astype(float)
+        sigma = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
+        if not sigma > 0:
+            continue
+        r = np.clip(r - np.median(r), -3.0 * sigma, 3.0 * sigma)
+        r = r - r.mean()
+        scores = [r]
+        if solar is not None:
+            sv = solar[part].astype(float)
+            sd = float(sv.std())
+            if sd > 1e-6:
+                sr = (sv - sv.mean()) / sd * r
+                scores.append(sr - sr.mean())
+        best, where = 0.0, -1
+        for score in scores:
+            cusum = np.abs(np.cumsum(score)[min_side - 1 : n - min_side]) / (sigma * np.sqrt(n))
+            k = int(np.argmax(cusum))
+            if cusum[k] > max(best, crit):
+                best, where = float(cusum[k]), k
+        if where >= 0:
+            out[codes[part[0]]] = times[part[where + min_side]]
+    return out
+
+
 def scene_covariates(
     obs: pd.DataFrame,
     s_codes: np.ndarray,
@@ -1023,8 +1166,10 @@ def compute_anomalies(
         ``valid`` (bool), ``scene_effect_k``, ``residual_k`` (contrast - scene effect),
         ``baseline_k``, ``baseline_sigma_k``, ``anomaly_k`` (residual - baseline),
         ``anomaly_sigma_k`` (its total 1-sigma, the denominator of ``z``), ``z``,
-        ``baseline_method`` and ``level_scale`` (``tau`` of the row's scene, 1 but for mapped L1
-        scenes).  Non-valid rows carry NaN in the numeric columns.
+        ``baseline_method``, ``level_scale`` (``tau`` of the row's scene, 1 but for mapped L1
+        scenes) and ``baseline_step`` (True on the rows after a step of the building's idle
+        level found inside the baseline period; see ``baseline_steps``).  Non-valid rows carry
+        NaN in the numeric columns.
 
     Raises
     ------
@@ -1103,6 +1248,10 @@ def compute_anomalies(
         logger.debug("idle-roof regression covariates: scene effect, %s", ", ".join(covariates))
     beta = np.ones(len(obs))
     row_sigma = np.full(len(obs), np.nan)
+    t_rows = pd.DatetimeIndex(obs["acquired"]).asi8
+    step_at = np.full(n_b, np.iinfo(np.int64).max, dtype=np.int64)
+    after = np.zeros(len(obs), bool)
+    step_cols: list[np.ndarray] = []
 
     level = np.zeros(len(obs))  # building's idle level per row (0 before the first fit)
     looks_active = np.zeros(len(obs), bool)
@@ -1156,6 +1305,30 @@ def compute_anomalies(
             fit, coef, spread, leverage, _ = fit_idle_regression(
                 b_codes, design, np.where(ok, resid, np.nan), use, n_b, p.ridge_scenes
             )
+            if p.baseline_steps and period is not None:
+                if it == 1:
+                    # one search, on the first regression's residuals; kept in later passes
+                    sun = None
+                    if "sun_elevation" in obs.columns:
+                        sun = np.sin(np.radians(obs["sun_elevation"].to_numpy(dtype=float)))
+                    step_at = baseline_change_points(
+                        b_codes,
+                        t_rows,
+                        np.where(ok, resid - fit, np.nan),
+                        use & ~fallback[b_codes],
+                        n_b,
+                        p.step_alpha,
+                        solar=sun,
+                    )
+                    after = t_rows >= step_at[b_codes]
+                    step_cols = [after.astype(float)]
+                    if sun is not None:
+                        step_cols.append(np.where(after, np.nan_to_num(sun), 0.0))
+                if after.any():
+                    design = np.column_stack([design, *step_cols])
+                    fit, coef, spread, leverage, _ = fit_idle_regression(
+                        b_codes, design, np.where(ok, resid, np.nan), use, n_b, p.ridge_scenes
+                    )
             sigma_g = np.maximum(spread, p.sigma_floor_k)
             sigma_g[n_base == 0] = np.nan
             # prediction error of the fitted idle level, robust fit at 95 % efficiency
@@ -1218,6 +1391,7 @@ def compute_anomalies(
     method = np.where(n_valid_b == 0, "none", method)
     obs["baseline_method"] = method[b_codes]
     obs["level_scale"] = tau
+    obs["baseline_step"] = after
     if period is not None and fallback.any():
         names = [str(b_uniques[int(i)]) for i in np.flatnonzero(fallback & (n_valid_b > 0))]
         if names:

@@ -59,7 +59,8 @@ _SIDES = ("east", "north", "west", "south")
 
 def explain_verdict(status: str, rows: pd.DataFrame, timeline_rows: pd.DataFrame) -> str | None:
     """One or two sentences saying why a building is ``changed`` or ``uncertain``, or what was
-    left out of its evidence (a background ring warmed on one side).
+    left out of its evidence (a background ring warmed on one side) or changed in its model (a
+    step of its idle level inside the baseline period).
 
     Parameters
     ----------
@@ -106,6 +107,14 @@ def explain_verdict(status: str, rows: pd.DataFrame, timeline_rows: pd.DataFrame
             f"Background ring warmed{side} in {len(hit)} of its last {len(recent)} valid scenes"
             f"{by}: an unmapped hot surface next to it (a yard, a new building) that also warms "
             "the roof through the sensor's blur. Those scenes were left out of the evidence."
+        )
+    if "baseline_step" in rows.columns and rows["baseline_step"].astype(bool).any():
+        stepped = rows.loc[rows["baseline_step"].astype(bool), "acquired"]
+        when = pd.Timestamp(stepped.min()).strftime("%Y-%m-%d")
+        parts.append(
+            f"Its idle level stepped on {when}, inside the known-idle baseline period: a change "
+            "of the site (a new roof, a demolition, a surface paved beside it), not activity. "
+            "Later scenes are tested against its idle level after that date."
         )
     if status == "uncertain" and not parts:
         parts.append(

@@ -8,6 +8,8 @@ import pytest
 
 from kaesong_thermal.anomaly import (
     AnomalyParams,
+    baseline_change_points,
+    bridge_critical_value,
     compute_anomalies,
     loo_group_median,
     parse_baseline,
@@ -437,3 +439,42 @@ def test_noisy_scenes_no_longer_look_like_heat() -> None:
     assert on.loc[in_noisy, "z"].std() < 0.8 * off.loc[in_noisy, "z"].std()
     # and the quiet scenes are no longer under-used: their z spread is back near 1
     assert off.loc[~in_noisy, "z"].std() < 0.9 < 1.0 < on.loc[~in_noisy, "z"].std() < 1.25
+
+
+def test_baseline_change_points_false_rate_power_and_place() -> None:
+    rng = np.random.default_rng(1)
+    n_g, n = 2000, 120
+    codes = np.repeat(np.arange(n_g), n)
+    row = np.tile(np.arange(n), n_g)
+    times = row.astype(np.int64) * 86_400_000_000_000
+    solar = np.tile(0.7 + 0.3 * np.sin(2 * np.pi * np.arange(n) / 45), n_g)
+    noise = rng.normal(0.0, 1.0, n_g * n)
+    none = np.iinfo(np.int64).max
+    use = np.ones(noise.size, bool)
+    # under no change the share of groups given a step is the stated rate (or below it)
+    for alpha in (0.01, 0.001):
+        found = baseline_change_points(codes, times, noise, use, n_g, alpha, solar=solar) != none
+        assert found.mean() <= 1.5 * alpha
+    assert (baseline_change_points(codes, times, noise, use, n_g, 0.05) != none).mean() > 0.03
+    # a step of 0.8 sigma at row 70: found in most groups, at its place
+    stepped = noise + np.where(row >= 70, 0.8, 0.0)
+    at = baseline_change_points(codes, times, stepped, use, n_g, 0.001, solar=solar)
+    assert (at != none).mean() > 0.5
+    assert np.median(at[at != none]) == times[70]
+    # a change of the solar response alone (no change of the mean) is found through its process
+    s = (solar - solar.mean()) / solar.std()
+    sun_only = noise + np.where(row >= 60, 1.2 * s, 0.0)
+    with_sun = baseline_change_points(codes, times, sun_only, use, n_g, 0.001, solar=solar)
+    level_only = baseline_change_points(codes, times, sun_only, use, n_g, 0.001)
+    assert (with_sun != none).mean() > 0.5
+    assert (with_sun != none).mean() > 3 * (level_only != none).mean()
+    # too few rows on a side: no step
+    short = codes < 1
+    assert baseline_change_points(codes, times, stepped, short & (row < 15), n_g)[0] == none
+
+
+def test_bridge_critical_values() -> None:
+    assert bridge_critical_value(0.05) == pytest.approx(1.358, abs=2e-3)
+    assert bridge_critical_value(0.01) == pytest.approx(1.628, abs=2e-3)
+    with pytest.raises(AnalysisError, match="step_alpha"):
+        bridge_critical_value(0.0)

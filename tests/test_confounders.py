@@ -281,3 +281,54 @@ def test_the_same_park_as_l2_l1_or_mixed_gives_the_same_f1() -> None:
     }
     assert f1["L2"] > 0.85
     assert max(f1.values()) - min(f1.values()) <= 0.05, f1
+
+
+def test_a_roof_changed_inside_the_baseline_is_a_step_of_the_idle_level_not_a_wider_spread() -> (
+    None
+):
+    # re-clad dark in May 2019, inside the known-idle period (+1 K + 5 K x (sin(elev) - 0.45)),
+    # then working from March 2024 at +1 K
+    changed = pd.Timestamp("2019-05-01", tz="UTC")
+    on = pd.Timestamp("2024-03-01", tz="UTC")
+
+    def site(x: float, t: pd.Timestamp) -> float:
+        return (1.0 + 5.0 * (x - 0.45) if t >= changed else 0.0) + (1.0 if t >= on else 0.0)
+
+    obs = _park({"site": site}, seed=6)
+    late = pd.Timestamp("2023-01-01", tz="UTC")
+    runs = {}
+    for name, kw in (("one level", {"baseline_steps": False}), ("step", {})):
+        o = kt.analyze(obs, **kw).observations
+        runs[name] = o.loc[(o["building_id"] == "site") & o["valid"]]
+    flat, step = runs["one level"], runs["step"]
+    # the cause: one idle level for the whole baseline sits between before and after the
+    # change, and its spread holds the step, so the idle scenes of 2023 already read warm and
+    # the later work hardly stands out
+    pre = (flat["acquired"] >= late) & (flat["acquired"] < on)
+    assert flat.loc[pre, "z"].median() > 0.4
+    assert flat.loc[flat["acquired"] >= on, "z"].median() < 1.5
+    # the step is found where it is, and only on that building
+    first = step.loc[step["baseline_step"], "acquired"].min()
+    assert abs((first - changed).days) <= 16
+    assert not runs["step"]["baseline_step"].iloc[0]
+    # after it: the idle scenes read idle, the work reads as work and is alerted within weeks
+    pre = (step["acquired"] >= late) & (step["acquired"] < on)
+    assert abs(step.loc[pre, "z"].median()) < 0.4
+    assert (step.loc[pre, "status"] == "active").sum() == 0
+    post = step.loc[step["acquired"] >= on]
+    assert post["z"].median() > 3.0
+    assert (post["status"] == "active").mean() > 0.8
+    assert (post.loc[post["status"] == "active", "acquired"].min() - on).days < 70
+    # and the report says so in words
+    from kaesong_thermal.report import report_facts
+
+    facts = report_facts(kt.analyze(obs), figures=False)
+    by = {b["building_id"]: b for b in facts["buildings"]}
+    assert by["site"]["status"] == "active"
+    assert by["site"]["explanation"].startswith(f"Its idle level stepped on {first:%Y-%m-%d}")
+    assert by["idle00"]["explanation"] is None
+
+
+def test_no_idle_roof_of_a_park_gets_a_step() -> None:
+    o = kt.analyze(_park({}, seed=8, n_idle=30)).observations
+    assert not o["baseline_step"].any()
