@@ -155,6 +155,13 @@ class Paths:
     heat_scale: float = 1.0
     noise_scale: float = 1.0
     material_scale: float = 1.0
+    data: Path | None = None  # the thinned copy detected and scored (None: ``sim`` itself)
+    keep_share: float = 1.0
+
+    @property
+    def detected(self) -> Path:
+        """The directory the detector reads and the score uses (``sim`` or its thinned copy)."""
+        return self.data if self.data is not None else self.sim
 
     @property
     def scales(self) -> dict[str, float]:
@@ -171,28 +178,34 @@ class Paths:
         heat_scale: float = 1.0,
         noise_scale: float = 1.0,
         material_scale: float = 1.0,
+        keep_share: float = 1.0,
     ) -> Paths:
         """The simulation is shared by every label; the store and export are the label's.
 
         A period other than the default gets its own simulation (``stress<seed>_<start>_<end>``),
         as does a heat, noise or material scale other than 1 (``stress<seed>_heat<scale>``,
-        ``..._noise<scale>``, ``..._material<scale>``).
+        ``..._noise<scale>``, ``..._material<scale>``). A ``keep_share`` below 1 detects a
+        thinned copy of the simulation (``<name>_keep<share>``, :func:`thin_draw`); its stores
+        and exports are named after the copy.
         """
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         name = f"stress{seed}" if period == (START, END) else f"stress{seed}_{'_'.join(period)}"
         scales = _scales(heat_scale, noise_scale, material_scale)
         name += "".join(f"_{k}{x:g}" for k, x in scales.items())
+        thin = f"{name}_keep{keep_share:g}" if keep_share != 1.0 else name
         return cls(
             sim=workdir / name,
-            db=workdir / f"{name}.{tag}.db",
-            export=workdir / f"{name}.{tag}.observations.csv",
-            log=workdir / f"{name}.{tag}.log",
+            db=workdir / f"{thin}.{tag}.db",
+            export=workdir / f"{thin}.{tag}.observations.csv",
+            log=workdir / f"{thin}.{tag}.log",
             sim_timing=workdir / f"{name}.simulate.json",
-            timing=workdir / f"{name}.{tag}.detect.json",
+            timing=workdir / f"{thin}.{tag}.detect.json",
             period=period,
             heat_scale=heat_scale,
             noise_scale=noise_scale,
             material_scale=material_scale,
+            data=workdir / thin if keep_share != 1.0 else None,
+            keep_share=keep_share,
         )
 
 
@@ -239,17 +252,60 @@ def simulate_draw(p: Paths, seed: int, workers: int, timeout: float) -> dict[str
     return out | {"simulated": True}
 
 
+#: Files of a simulation linked into its thinned copy (the products are linked one by one).
+_THIN_FILES = ("footprints.geojson", "truth.csv", "scenes.csv", "scenario.json")
+
+
+def thin_draw(p: Paths, seed: int) -> bool:
+    """Make ``p.data``, the thinned copy of ``p.sim``: each acquisition (sensor and date) kept
+    with probability ``p.keep_share``, every product of a kept one linked, the rest left out.
+
+    A sparse archive (few clear scenes a year, as on a cloudy site or where only some dates
+    were downloaded) leaves each building a short baseline. The choice is deterministic in the
+    seed and the share; truth, scenes, footprints and scenario are linked unchanged (the score
+    only reads the exported rows). Returns True when the copy was made now (stale copies, older
+    than the simulation, are made again).
+    """
+    if p.data is None:
+        return False
+    scen = p.sim / "scenario.json"
+    done = p.data / "scenario.json"
+    if done.is_symlink() and done.lstat().st_mtime >= scen.stat().st_mtime:
+        return False
+    if p.data.exists():
+        shutil.rmtree(p.data)
+    (p.data / "products").mkdir(parents=True)
+    products = sorted(x.name for x in (p.sim / "products").iterdir())
+
+    def key(name: str) -> tuple[str, str]:
+        parts = name.split("_")  # LC08_L2SP_116034_20240103_...: sensor and acquisition date
+        return parts[0], parts[3] if len(parts) > 3 else name
+
+    keys = sorted({key(n) for n in products})
+    rng = np.random.default_rng([seed, round(p.keep_share * 1_000_000)])
+    kept = {k for k, u in zip(keys, rng.random(len(keys)), strict=True) if u < p.keep_share}
+    for name in products:
+        if key(name) in kept:
+            (p.data / "products" / name).symlink_to(p.sim / "products" / name)
+    for name in _THIN_FILES:  # scenario.json last: its link marks the copy whole
+        (p.data / name).symlink_to(p.sim / name)
+    return True
+
+
 def detect_draw(p: Paths, workers: int, redetect: bool, timeout: float) -> dict[str, Any]:
     """Detect and export through the CLI (skipped when this label's export of the current
     simulation exists: it is newer than the simulation's scenario.json)."""
     scen = p.sim / "scenario.json"
-    fresh = p.export.is_file() and p.export.stat().st_mtime >= scen.stat().st_mtime
+    if p.data is not None:
+        scen = p.data / "scenario.json"
+    fresh = p.export.is_file() and p.export.stat().st_mtime >= scen.lstat().st_mtime
     if fresh and not redetect:
         return _stored(p.timing) | {"reused": True}
     for f in (p.db, p.export, Path(f"{p.db}-wal"), Path(f"{p.db}-shm")):
         f.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    args = ["detect", str(p.sim / "products"), "--footprints", str(p.sim / "footprints.geojson")]
+    src = p.detected
+    args = ["detect", str(src / "products"), "--footprints", str(src / "footprints.geojson")]
     args += ["--store", str(p.db), "--workers", str(workers), "--json"]
     res = _cli(args, p.sim.parent, p.log, timeout)
     t_detect = time.perf_counter() - t0
@@ -725,12 +781,14 @@ def run_draw(p: Paths, seed: int, workers: int, redetect: bool, timeout: float) 
     try:
         sim = simulate_draw(p, seed, workers, timeout)
         out |= sim
+        step = "thin"
+        thinned = thin_draw(p, seed)
         step = "detect"
-        # a new simulation makes every stored detection of it stale
-        out |= detect_draw(p, workers, redetect or sim["simulated"], timeout)
+        # a new simulation (or thinned copy) makes every stored detection of it stale
+        out |= detect_draw(p, workers, redetect or sim["simulated"] or thinned, timeout)
         step = "score"
         t0 = time.perf_counter()
-        out |= score_draw(p.sim, p.export)
+        out |= score_draw(p.detected, p.export)
         out["score_s"] = round(time.perf_counter() - t0, 1)
     except Exception as exc:  # a failing draw is reported, not fatal
         logger.exception("draw %d failed at %s", seed, step)
@@ -777,7 +835,15 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
         default=1.0,
         help="wider roof materials, L2 at a 90 m emissivity (simulate --material-scale; default 1)",
     )
+    parser.add_argument(
+        "--keep-share",
+        type=float,
+        default=1.0,
+        help="detect a copy keeping this share of the acquisitions (a sparse archive; default 1)",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 < args.keep_share <= 1.0:
+        parser.error(f"--keep-share {args.keep_share}: must be in (0, 1]")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         seeds = parse_seeds(args.seeds)
@@ -801,6 +867,7 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
             args.heat_scale,
             args.noise_scale,
             args.material_scale,
+            args.keep_share,
         )
         draws[str(seed)] = run_draw(p, seed, args.workers, args.redetect, args.timeout)
         d = draws[str(seed)]
@@ -830,6 +897,7 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
         cmd += f" --start {period[0]} --end {period[1]}"
     scales = _scales(args.heat_scale, args.noise_scale, args.material_scale)
     cmd += "".join(f" --{k}-scale {x:g}" for k, x in scales.items())
+    cmd += f" --keep-share {args.keep_share:g}" if args.keep_share != 1.0 else ""
     meta = {
         "command": cmd,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}",

@@ -53,20 +53,21 @@ def score_variant(
     name: str,
     kw: dict[str, Any],
     scales: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    keep_share: float = 1.0,
 ) -> dict:
     """Analyse one stored draw with ``kw`` and score it; returns the harness's figures.
 
     ``scales`` (heat, noise, material) select the draw's directory as ``evaluate_stress.py``
     names it.
     """
-    paths = es.Paths.of(workdir, seed, label, (es.START, es.END), *scales)
+    paths = es.Paths.of(workdir, seed, label, (es.START, es.END), *scales, keep_share)
     with Store(paths.db, create=False) as st:
         obs = st.observations()
     use_fp = bool(kw.pop("footprints", True))
     analysis = kt.analyze(obs, footprints=stored_footprints(paths.db) if use_fp else None, **kw)
-    out = workdir / f"{paths.sim.name}.tune-{name}.csv"
+    out = workdir / f"{paths.detected.name}.tune-{name}.csv"
     analysis.observations[EXPORT_COLUMNS].to_csv(out, index=False)
-    return es.score_draw(paths.sim, out)
+    return es.score_draw(paths.detected, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     for what in ("heat", "noise", "material"):
         ap.add_argument(f"--{what}-scale", type=float, default=1.0, help="as evaluate_stress.py")
     args = ap.parse_args(argv)
+    ap.add_argument("--keep-share", type=float, default=1.0, help="as evaluate_stress.py")
     scales = (args.heat_scale, args.noise_scale, args.material_scale)
     rows = []
     for name, kw in json.loads(args.variants).items():
         for seed in (int(s) for s in args.seeds.split(",")):
-            res = score_variant(args.workdir, seed, args.label, name, dict(kw), scales)
+            res = score_variant(
+                args.workdir, seed, args.label, name, dict(kw), scales, args.keep_share
+            )
             rows.append({"variant": name, "seed": seed, **{k: res.get(k) for k in KEYS}})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from types import ModuleType
 
@@ -176,3 +177,41 @@ def test_end_to_end_through_the_command_line(
     assert export.stat().st_mtime_ns == stamp
     assert "label `smoke`" in out.read_text()
     assert "1 draw(s) scored" in capsys.readouterr().out
+    # the same simulation thinned to half its acquisitions: detected apart, scored on its rows
+    assert ev.main([*argv, "--keep-share", "0.5", "--label", "sparse"]) == 0
+    js = json.loads(out.with_name("detector.stress.json").read_text())
+    t = js["sparse"]["draws"]["5"]
+    assert "error" not in t, t
+    assert t["simulated"] is False and t["reused"] is False
+    assert 0.2 * d["n_scenes"] <= t["n_scenes"] <= 0.8 * d["n_scenes"]
+    thin = work / "stress5_2024-01-01_2024-03-31_keep0.5"
+    assert (work / f"{thin.name}.sparse.observations.csv").is_file()
+    assert all(x.is_symlink() for x in (thin / "products").iterdir())
+    assert "--keep-share 0.5" in js["sparse"]["meta"]["command"]
+
+
+def test_thinning_keeps_whole_acquisitions_deterministically(
+    ev: ModuleType, tmp_path: Path
+) -> None:
+    sim = tmp_path / "stress7"
+    (sim / "products").mkdir(parents=True)
+    for k, d in enumerate(pd.date_range("2020-01-01", periods=200, freq="8D")):
+        sensor = "LC08" if k % 2 else "LC09"
+        for level in ("L2SP", "L1TP") if k % 5 == 0 else ("L2SP",):
+            (sim / "products" / f"{sensor}_{level}_116034_{d:%Y%m%d}_20240101_02_T1").mkdir()
+    for name in ev._THIN_FILES:
+        (sim / name).write_text("{}")
+    p = ev.Paths.of(tmp_path, 7, "x", keep_share=0.3)
+    assert p.data == tmp_path / "stress7_keep0.3" and p.db.name == "stress7_keep0.3.x.db"
+    assert ev.thin_draw(p, 7) is True
+    kept = sorted(x.name for x in (p.data / "products").iterdir())
+    dates = {n.split("_")[3] for n in kept}
+    assert 40 <= len(dates) <= 80  # 30 % of 200 acquisitions
+    # both levels of a kept acquisition go together
+    twins = [n for n in kept if "_L1TP_" in n]
+    assert twins and all(n.replace("_L1TP_", "_L2SP_") in kept for n in twins)
+    assert ev.thin_draw(p, 7) is False  # complete and newer than the simulation: kept
+    shutil.rmtree(p.data)
+    assert ev.thin_draw(p, 7) is True
+    assert sorted(x.name for x in (p.data / "products").iterdir()) == kept
+    assert ev.Paths.of(tmp_path, 7, "x").data is None
