@@ -54,13 +54,14 @@ def score_variant(
     kw: dict[str, Any],
     scales: tuple[float, float, float] = (1.0, 1.0, 1.0),
     keep_share: float = 1.0,
+    period: tuple[str, str] = (es.START, es.END),
 ) -> dict:
     """Analyse one stored draw with ``kw`` and score it; returns the harness's figures.
 
-    ``scales`` (heat, noise, material) select the draw's directory as ``evaluate_stress.py``
-    names it.
+    ``scales`` (heat, noise, material), ``keep_share`` and ``period`` select the draw's
+    directory as ``evaluate_stress.py`` names it.
     """
-    paths = es.Paths.of(workdir, seed, label, (es.START, es.END), *scales, keep_share)
+    paths = es.Paths.of(workdir, seed, label, period, *scales, keep_share)
     with Store(paths.db, create=False) as st:
         obs = st.observations()
     use_fp = bool(kw.pop("footprints", True))
@@ -79,14 +80,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/stress"))
     for what in ("heat", "noise", "material"):
         ap.add_argument(f"--{what}-scale", type=float, default=1.0, help="as evaluate_stress.py")
-    args = ap.parse_args(argv)
     ap.add_argument("--keep-share", type=float, default=1.0, help="as evaluate_stress.py")
+    ap.add_argument("--start", default=es.START, help="as evaluate_stress.py")
+    ap.add_argument("--end", default=es.END, help="as evaluate_stress.py")
+    args = ap.parse_args(argv)
     scales = (args.heat_scale, args.noise_scale, args.material_scale)
     rows = []
     for name, kw in json.loads(args.variants).items():
         for seed in (int(s) for s in args.seeds.split(",")):
             res = score_variant(
-                args.workdir, seed, args.label, name, dict(kw), scales, args.keep_share
+                args.workdir,
+                seed,
+                args.label,
+                name,
+                dict(kw),
+                scales,
+                args.keep_share,
+                (args.start, args.end),
             )
             rows.append({"variant": name, "seed": seed, **{k: res.get(k) for k in KEYS}})
             print(rows[-1], flush=True)

@@ -188,6 +188,15 @@ def test_end_to_end_through_the_command_line(
     assert (work / f"{thin.name}.sparse.observations.csv").is_file()
     assert all(x.is_symlink() for x in (thin / "products").iterdir())
     assert "--keep-share 0.5" in js["sparse"]["meta"]["command"]
+    # re-analysing that store with the defaults scores what the export scored
+    tune = load_benchmark("tune_stress")
+    argv = ["--seeds", "5", "--label", "sparse", "--workdir", str(work), "--keep-share", "0.5"]
+    argv += ["--start", "2024-01-01", "--end", "2024-03-31"]
+    capsys.readouterr()
+    assert tune.main([*argv, "--variants", '{"defaults": {}}']) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "'variant': 'defaults', 'seed': 5" in first
+    assert f"'f1': {t['f1']}" in first or (math.isnan(t["f1"]) and "'f1': nan" in first)
 
 
 def test_thinning_keeps_whole_acquisitions_deterministically(
