@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from affine import Affine
-from scipy import sparse
+from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
 from kaesong_thermal.errors import KaesongThermalError
@@ -1147,6 +1147,58 @@ def _hot_sector(
         hot[enough] = m[np.arange(len(m)), top] - centre
         which[enough] = top
     return hot, which
+
+
+def cloud_distance(weights: ZonalWeights, cloud: npt.ArrayLike | None) -> FloatArray:
+    """Distance from each roof to the nearest pixel flagged as cloud, in the grid's CRS units.
+
+    The minimum, over the pixels a footprint covers, of the Euclidean distance from the pixel
+    centre to the nearest pixel centre of ``cloud`` (QA_PIXEL cloud, dilated cloud, cirrus or
+    cloud shadow; :attr:`kaesong_thermal.landsat.KelvinWindow.cloud`), by an exact distance
+    transform (Maurer et al. 2003, as ``scipy.ndimage.distance_transform_edt``).  The cold blur
+    of a cloud reaches beyond the QA dilation through the point-spread function's wide wing
+    (Montanaro et al. 2014), and a Level-1 product has no ST_QA to say so: the distance tells
+    the analyst which rows sat near a cloud (the analysis does not use it; a noise class for
+    rows within 300 m was tried, ``benchmarks/results/detector.md``).
+
+    Parameters
+    ----------
+    weights : ZonalWeights
+        The footprints on the window's grid.
+    cloud : array_like of bool or None
+        Flagged pixels of the window, shape ``weights.shape``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per building; NaN where nothing is flagged in the window (or ``cloud`` is None, or the
+        footprint covers no pixel of the grid): the nearest cloud, if any, is farther than the
+        window shows.
+
+    References
+    ----------
+    .. [1] Maurer, C. R., Qi, R. and Raghavan, V. (2003). A linear time algorithm for computing
+       exact Euclidean distance transforms of binary images in arbitrary dimensions. *IEEE
+       Transactions on Pattern Analysis and Machine Intelligence* 25(2), 265-270.
+    .. [2] Montanaro, M. et al. (2014). Stray light artifacts in imagery from the Landsat 8
+       Thermal Infrared Sensor. *Remote Sensing* 6(11), 10435-10456.
+    """
+    cov = weights.coverage
+    n = int(cov.shape[0])
+    out = np.full(n, np.nan)
+    if cloud is None:
+        return out
+    flagged = np.asarray(cloud, dtype=bool)
+    if flagged.shape != tuple(weights.shape) or not flagged.any():
+        return out
+    t = weights.transform
+    dist = ndimage.distance_transform_edt(~flagged, sampling=(abs(t.e), abs(t.a))).ravel()
+    csr = cov.tocsr()
+    has = np.diff(csr.indptr) > 0
+    if has.any():
+        starts = csr.indptr[:-1][has]
+        out[has] = np.minimum.reduceat(dist[csr.indices], starts)
+    return out
 
 
 def zonal_statistics(

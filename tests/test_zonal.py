@@ -389,3 +389,32 @@ def test_ring_order_statistics_equal_numpy_per_building(dtype: type) -> None:
     np.testing.assert_array_equal(layout.pixels, np.unique(w.ring.indices))
     total = sum(int((src < len(layout.pixels)).sum()) for src in layout.sources)
     assert total == w.ring.nnz
+
+
+def test_cloud_distance_is_the_nearest_flagged_pixel_from_any_roof_pixel() -> None:
+    # 30 m grid, 40 x 40 px; a cloud block in columns 30-39 of rows 0-9
+    shape = (40, 40)
+    cloud = np.zeros(shape, bool)
+    cloud[0:10, 30:40] = True
+
+    def px_box(r0: int, c0: int, r1: int, c1: int) -> shapely.Polygon:
+        x0, y0 = T * (c0, r0)
+        x1, y1 = T * (c1, r1)
+        return shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+    roofs = [
+        px_box(2, 20, 4, 24),  # columns 20-23: six pixel pitches left of column 30
+        px_box(20, 33, 22, 35),  # rows 20-21: eleven pitches below row 9
+        px_box(30, 0, 32, 2),  # far corner: rows 30-31, columns 0-1
+        px_box(4, 31, 6, 33),  # under the cloud
+    ]
+    w = zonal.zonal_weights(roofs, T, shape, native_pixel_m=None)
+    d = zonal.cloud_distance(w, cloud)
+    assert d[0] == pytest.approx(7 * PX)  # column 23 to column 30
+    assert d[1] == pytest.approx(11 * PX)  # row 20 to row 9
+    assert d[2] == pytest.approx(np.hypot(30 - 9, 30 - 1) * PX)  # roof pixel (30, 1) to (9, 30)
+    assert d[3] == 0.0
+    # nothing flagged, no mask, or a mask of another grid: unknown (NaN), not zero
+    assert np.isnan(zonal.cloud_distance(w, np.zeros(shape, bool))).all()
+    assert np.isnan(zonal.cloud_distance(w, None)).all()
+    assert np.isnan(zonal.cloud_distance(w, np.ones((5, 5), bool))).all()
