@@ -418,3 +418,28 @@ def test_cloud_distance_is_the_nearest_flagged_pixel_from_any_roof_pixel() -> No
     assert np.isnan(zonal.cloud_distance(w, np.zeros(shape, bool))).all()
     assert np.isnan(zonal.cloud_distance(w, None)).all()
     assert np.isnan(zonal.cloud_distance(w, np.ones((5, 5), bool))).all()
+
+
+def test_cloud_distance_equals_the_distance_transform_on_random_clouds() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    shape = (60, 70)
+    cloud = ndimage.gaussian_filter(rng.normal(size=shape), 4.0) > 0.15
+    roofs = [
+        shapely.box(*(T * (c, r)), *(T * (c + w, r - h)))
+        for r, c, w, h in zip(
+            rng.integers(2, 55, 25),
+            rng.integers(2, 65, 25),
+            rng.uniform(0.5, 4, 25),
+            rng.uniform(0.5, 3, 25),
+            strict=True,
+        )
+    ]
+    w = zonal.zonal_weights([shapely.normalize(g) for g in roofs], T, shape, native_pixel_m=None)
+    edt = ndimage.distance_transform_edt(~cloud, sampling=PX).ravel()
+    csr = w.coverage.tocsr()
+    bounds = zip(csr.indptr[:-1], csr.indptr[1:], strict=True)
+    expected = [edt[csr.indices[a:b]].min() for a, b in bounds]
+    assert cloud.any() and (~cloud).any()
+    np.testing.assert_allclose(zonal.cloud_distance(w, cloud), expected, rtol=0, atol=1e-9)
