@@ -56,7 +56,6 @@ VALUE_COLUMNS = (
     "excess_sigma_k",
     "ring_hot_sector_k",
     "ring_hot_sector",
-    "cloud_distance_m",
 )
 #: Output columns, in order: identity, then :data:`VALUE_COLUMNS`.
 COLUMNS = ("building_id", "scene_id", "acquired", "sensor", "level", *VALUE_COLUMNS)
@@ -484,15 +483,11 @@ def extract(
             min_valid_fraction=min_valid_fraction,
             min_ring_px=min_ring_px,
         )
-        stats["cloud_distance_m"] = (
-            zonal.cloud_distance(weights, getattr(window, "cloud", None)) * unit_m
-        )
     else:
         stats = {c: np.full(n, np.nan) for c in zonal.STAT_COLUMNS}
         stats["cover_px"] = np.zeros(n)
         stats["valid_fraction"] = np.zeros(n)
         stats["ring_valid_px"] = np.zeros(n)
-    stats.setdefault("cloud_distance_m", np.full(n, np.nan))
 
     acq = utc_timestamp(acquired)
     if acq is not None and proj.has_dates:
@@ -503,7 +498,7 @@ def extract(
         out_of_date = before | after
         if out_of_date.any():
             logger.debug("%d buildings not valid on %s", int(out_of_date.sum()), day.date())
-            for c in (*zonal.STAT_COLUMNS, "cloud_distance_m"):
+            for c in zonal.STAT_COLUMNS:
                 if c not in ("cover_px", "valid_fraction", "ring_valid_px"):
                     stats[c] = np.where(out_of_date, np.nan, stats[c])
             stats["valid_fraction"] = np.where(out_of_date, 0.0, stats["valid_fraction"])

@@ -47,7 +47,7 @@ from kaesong_thermal.extraction import VALUE_COLUMNS
 logger = logging.getLogger(__name__)
 
 #: Current schema version written to ``PRAGMA user_version`` and ``meta.schema_version``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 3
 #: ``PRAGMA application_id`` of a kaesong-thermal store ("KTST" in ASCII).
 APPLICATION_ID = 0x4B545354
 #: Default busy timeout in seconds: how long a writer waits for another writer's lock.
@@ -250,20 +250,11 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     )
 
 
-def _migrate_to_4(conn: sqlite3.Connection) -> None:
-    """Version 4: ``cloud_distance_m``, from each roof to the nearest flagged cloud pixel.
-
-    Observations stored before keep NULL there (read back as NaN: no cloud seen near).
-    """
-    _execute_script(conn, "ALTER TABLE observations ADD COLUMN cloud_distance_m REAL")
-
-
 #: Forward migrations: ``MIGRATIONS[v]`` turns a version ``v - 1`` store into version ``v``.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
     3: _migrate_to_3,
-    4: _migrate_to_4,
 }
 
 

@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from affine import Affine
-from scipy import ndimage, sparse, spatial
+from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from kaesong_thermal.errors import KaesongThermalError
@@ -1147,71 +1147,6 @@ def _hot_sector(
         hot[enough] = m[np.arange(len(m)), top] - centre
         which[enough] = top
     return hot, which
-
-
-def cloud_distance(weights: ZonalWeights, cloud: npt.ArrayLike | None) -> FloatArray:
-    """Distance from each roof to the nearest pixel flagged as cloud, in the grid's CRS units.
-
-    The minimum, over the pixels a footprint covers, of the Euclidean distance from the pixel
-    centre to the nearest pixel centre of ``cloud`` (QA_PIXEL cloud, dilated cloud, cirrus or
-    cloud shadow; :attr:`kaesong_thermal.landsat.KelvinWindow.cloud`), by an exact nearest
-    neighbour search among the edge pixels of the flagged area (a k-d tree, Maneewongvatana
-    and Mount 1999, as ``scipy.spatial.cKDTree``).  The cold blur of a cloud reaches beyond
-    the QA dilation through the point-spread function's wide wing (Montanaro et al. 2014), and a Level-1 product has no ST_QA to say so: the distance tells
-    the analyst which rows sat near a cloud (the analysis does not use it; a noise class for
-    rows within 300 m was tried, ``benchmarks/results/detector.md``).
-
-    Parameters
-    ----------
-    weights : ZonalWeights
-        The footprints on the window's grid.
-    cloud : array_like of bool or None
-        Flagged pixels of the window, shape ``weights.shape``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Per building; NaN where nothing is flagged in the window (or ``cloud`` is None, or the
-        footprint covers no pixel of the grid): the nearest cloud, if any, is farther than the
-        window shows.
-
-    References
-    ----------
-    .. [1] Maneewongvatana, S. and Mount, D. M. (1999). Analysis of approximate nearest
-       neighbor searching with clustered point sets. *DIMACS Series in Discrete Mathematics and
-       Theoretical Computer Science* 59 (the sliding-midpoint k-d tree of ``cKDTree``).
-    .. [2] Montanaro, M. et al. (2014). Stray light artifacts in imagery from the Landsat 8
-       Thermal Infrared Sensor. *Remote Sensing* 6(11), 10435-10456.
-    """
-    cov = weights.coverage
-    n = int(cov.shape[0])
-    out = np.full(n, np.nan)
-    if cloud is None:
-        return out
-    flagged = np.asarray(cloud, dtype=bool)
-    if flagged.shape != tuple(weights.shape) or not flagged.any():
-        return out
-    t = weights.transform
-    csr = cov.tocsr()
-    has = np.diff(csr.indptr) > 0
-    if not has.any():
-        return out
-    # the nearest flagged pixel of a clear pixel lies on the edge of the flagged area: a tree of
-    # the edge pixels, queried at the covered pixels only (a full-scene window holds tens of
-    # millions of pixels; a distance transform of all of them would cost far more)
-    edge = flagged & ~ndimage.binary_erosion(flagged, border_value=1)
-    er, ec = np.nonzero(edge)
-    dy, dx = abs(t.e), abs(t.a)
-    tree = spatial.cKDTree(np.column_stack([er * dy, ec * dx]))
-    width = int(weights.shape[1])
-    px = np.asarray(csr.indices, dtype=np.int64)
-    uniq, inverse = np.unique(px, return_inverse=True)
-    rows, cols = np.divmod(uniq, width)
-    d_uniq, _ = tree.query(np.column_stack([rows * dy, cols * dx]))
-    d_uniq = np.where(flagged.ravel()[uniq], 0.0, d_uniq)
-    starts = csr.indptr[:-1][has]
-    out[has] = np.minimum.reduceat(d_uniq[inverse], starts)
-    return out
 
 
 def zonal_statistics(

@@ -172,12 +172,6 @@ def test_outside_clouded_and_out_of_date_buildings_get_nan_rows() -> None:
         assert np.isnan(df.loc[bid, "contrast_k"]), bid
         assert df.loc[bid, "valid_fraction"] == 0.0, bid
     assert df.loc["clouded", "cover_px"] == pytest.approx(1.6 * 1.6)
-    # distance to the nearest flagged pixel: (20, 20) to (7, 7) on the 30 m grid; under the
-    # cloud 0; outside the grid or out of date NaN
-    assert df.loc["ok", "cloud_distance_m"] == pytest.approx(np.hypot(13, 13) * 30.0)
-    assert df.loc["clouded", "cloud_distance_m"] == 0.0
-    assert np.isnan(df.loc["outside", "cloud_distance_m"])
-    assert np.isnan(df.loc["demolished", "cloud_distance_m"])
     # valid on its last day: valid_to is inclusive
     fp2 = fp.copy()
     fp2.loc["demolished", "valid_to"] = "2015-12-05"

@@ -325,8 +325,8 @@ def test_runs_and_reports(db: Path) -> None:
 
 def test_version_1_store_migrates_to_excess_columns(db: Path) -> None:
     # a store written by schema version 1 (no excess columns) opens, keeps its rows, gains the
-    # PSF-aware excess columns (version 2), the ring-quadrant columns (version 3) and the
-    # cloud distance (version 4) as NULL -> NaN, and accepts new rows that carry them
+    # PSF-aware excess columns (version 2) and the ring-quadrant columns (version 3) as
+    # NULL -> NaN, and accepts new rows that carry them
     conn = sqlite3.connect(db)
     with conn:
         store_mod._migrate_to_1(conn)
@@ -344,33 +344,21 @@ def test_version_1_store_migrates_to_excess_columns(db: Path) -> None:
         )
     conn.close()
     with Store(db) as st:
-        assert st.schema_version == SCHEMA_VERSION == 4
+        assert st.schema_version == SCHEMA_VERSION == 3
         cols = [r[1] for r in st._conn.execute("PRAGMA table_info(observations)")]
-        assert cols[-5:] == [
-            "excess_k",
-            "excess_sigma_k",
-            "ring_hot_sector_k",
-            "ring_hot_sector",
-            "cloud_distance_m",
-        ]
+        assert cols[-4:] == ["excess_k", "excess_sigma_k", "ring_hot_sector_k", "ring_hot_sector"]
         obs = st.observations()
         assert obs.loc[0, "contrast_k"] == 1.25
         assert np.isnan(obs.loc[0, "excess_k"]) and np.isnan(obs.loc[0, "excess_sigma_k"])
         assert np.isnan(obs.loc[0, "ring_hot_sector_k"]) and np.isnan(obs.loc[0, "ring_hot_sector"])
-        assert np.isnan(obs.loc[0, "cloud_distance_m"])
         s = scene_record(5, "a")
         frame = observation_frame(s).assign(
-            excess_k=4.5,
-            excess_sigma_k=1.5,
-            ring_hot_sector_k=2.25,
-            ring_hot_sector=3.0,
-            cloud_distance_m=450.0,
+            excess_k=4.5, excess_sigma_k=1.5, ring_hot_sector_k=2.25, ring_hot_sector=3.0
         )
         st.add_scene(s, frame)
         new = st.observations(start=s["acquired"])
         assert (new["excess_k"] == 4.5).all() and (new["excess_sigma_k"] == 1.5).all()
         assert (new["ring_hot_sector_k"] == 2.25).all() and (new["ring_hot_sector"] == 3.0).all()
-        assert (new["cloud_distance_m"] == 450.0).all()
 
 
 def test_a_store_created_by_another_process_mid_check_is_not_taken_for_foreign(
