@@ -155,8 +155,14 @@ class Paths:
     heat_scale: float = 1.0
     noise_scale: float = 1.0
     material_scale: float = 1.0
-    data: Path | None = None  # the thinned copy detected and scored (None: ``sim`` itself)
     keep_share: float = 1.0
+
+    @property
+    def data(self) -> Path | None:
+        """The thinned copy of ``sim`` (:func:`thin_draw`), None when every acquisition is kept."""
+        if self.keep_share == 1.0:
+            return None
+        return self.sim.with_name(f"{self.sim.name}_keep{self.keep_share:g}")
 
     @property
     def detected(self) -> Path:
@@ -204,7 +210,6 @@ class Paths:
             heat_scale=heat_scale,
             noise_scale=noise_scale,
             material_scale=material_scale,
-            data=workdir / thin if keep_share != 1.0 else None,
             keep_share=keep_share,
         )
 
@@ -295,9 +300,7 @@ def thin_draw(p: Paths, seed: int) -> bool:
 def detect_draw(p: Paths, workers: int, redetect: bool, timeout: float) -> dict[str, Any]:
     """Detect and export through the CLI (skipped when this label's export of the current
     simulation exists: it is newer than the simulation's scenario.json)."""
-    scen = p.sim / "scenario.json"
-    if p.data is not None:
-        scen = p.data / "scenario.json"
+    scen = p.detected / "scenario.json"
     fresh = p.export.is_file() and p.export.stat().st_mtime >= scen.lstat().st_mtime
     if fresh and not redetect:
         return _stored(p.timing) | {"reused": True}

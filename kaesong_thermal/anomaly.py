@@ -1249,9 +1249,8 @@ def compute_anomalies(
     beta = np.ones(len(obs))
     row_sigma = np.full(len(obs), np.nan)
     t_rows = pd.DatetimeIndex(obs["acquired"]).asi8
-    step_at = np.full(n_b, np.iinfo(np.int64).max, dtype=np.int64)
-    after = np.zeros(len(obs), bool)
-    step_cols: list[np.ndarray] = []
+    after = np.zeros(len(obs), bool)  # rows after a step of their building's idle level
+    step_cols: list[np.ndarray] = []  # the step's columns of the idle regression, once found
 
     level = np.zeros(len(obs))  # building's idle level per row (0 before the first fit)
     looks_active = np.zeros(len(obs), bool)
@@ -1301,33 +1300,30 @@ def compute_anomalies(
         if p.idle_regression and it > 0:
             # the building's own response to the day: resid = contrast - S is regressed on
             # S itself (coefficient beta - 1), the scene covariates and the harmonic
-            design = np.column_stack([harmonic, np.nan_to_num(scene_effect), *covariates.values()])
-            fit, coef, spread, leverage, _ = fit_idle_regression(
-                b_codes, design, np.where(ok, resid, np.nan), use, n_b, p.ridge_scenes
+            design = np.column_stack(
+                [harmonic, np.nan_to_num(scene_effect), *covariates.values(), *step_cols]
             )
-            if p.baseline_steps and period is not None:
-                if it == 1:
-                    # one search, on the first regression's residuals; kept in later passes
-                    sun = None
-                    if "sun_elevation" in obs.columns:
-                        sun = np.sin(np.radians(obs["sun_elevation"].to_numpy(dtype=float)))
-                    step_at = baseline_change_points(
-                        b_codes,
-                        t_rows,
-                        np.where(ok, resid - fit, np.nan),
-                        use & ~fallback[b_codes],
-                        n_b,
-                        p.step_alpha,
-                        solar=sun,
-                    )
-                    after = t_rows >= step_at[b_codes]
+            y = np.where(ok, resid, np.nan)
+            fit, coef, spread, leverage, _ = fit_idle_regression(
+                b_codes, design, y, use, n_b, p.ridge_scenes
+            )
+            if p.baseline_steps and period is not None and it == 1:
+                # one search, on the first regression's residuals; its steps enter every later
+                # pass's design from the start
+                sun = None
+                if "sun_elevation" in obs.columns:
+                    sun = np.sin(np.radians(obs["sun_elevation"].to_numpy(dtype=float)))
+                step_at = baseline_change_points(
+                    b_codes, t_rows, y - fit, use & ~fallback[b_codes], n_b, p.step_alpha, solar=sun
+                )
+                after = t_rows >= step_at[b_codes]
+                if after.any():
                     step_cols = [after.astype(float)]
                     if sun is not None:
                         step_cols.append(np.where(after, np.nan_to_num(sun), 0.0))
-                if after.any():
                     design = np.column_stack([design, *step_cols])
                     fit, coef, spread, leverage, _ = fit_idle_regression(
-                        b_codes, design, np.where(ok, resid, np.nan), use, n_b, p.ridge_scenes
+                        b_codes, design, y, use, n_b, p.ridge_scenes
                     )
             sigma_g = np.maximum(spread, p.sigma_floor_k)
             sigma_g[n_base == 0] = np.nan

@@ -108,9 +108,9 @@ def explain_verdict(status: str, rows: pd.DataFrame, timeline_rows: pd.DataFrame
             f"{by}: an unmapped hot surface next to it (a yard, a new building) that also warms "
             "the roof through the sensor's blur. Those scenes were left out of the evidence."
         )
-    if "baseline_step" in rows.columns and rows["baseline_step"].astype(bool).any():
-        stepped = rows.loc[rows["baseline_step"].astype(bool), "acquired"]
-        when = pd.Timestamp(stepped.min()).strftime("%Y-%m-%d")
+    stepped = rows["baseline_step"].astype(bool) if "baseline_step" in rows.columns else None
+    if stepped is not None and stepped.any():
+        when = pd.Timestamp(rows.loc[stepped, "acquired"].min()).strftime("%Y-%m-%d")
         parts.append(
             f"Its idle level stepped on {when}, inside the known-idle baseline period: a change "
             "of the site (a new roof, a demolition, a surface paved beside it), not activity. "
